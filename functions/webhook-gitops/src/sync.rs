@@ -1,0 +1,348 @@
+//! Fast-forwarding one checkout, the Rust form of the seed's `gitops_sync.sh`, and the
+//! per-repository queue that coalesces bursts of pushes.
+//!
+//! `git` is always run with an argument vector (never a shell), with prompts disabled, stdin
+//! closed and a timeout, so a hung remote cannot wedge the worker.
+
+use crate::config::GitopsConfig;
+use hub_runtime::{Report, Runs, Trigger};
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::process::Command;
+use tokio_util::task::TaskTracker;
+
+/// Marker file a checkout must contain to be synced; it may also name the reload command.
+pub const MARKER: &str = ".gitops";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no checkout for {0} under the base directory")]
+    NoCheckout(String),
+    #[error("{0} has not opted in (no {MARKER} marker)")]
+    NotOptedIn(String),
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` timed out after {timeout:?}")]
+    Timeout { command: String, timeout: Duration },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Checks that `name` is a git checkout under the base directory with the opt-in marker.
+pub fn checkout_dir(cfg: &GitopsConfig, name: &str) -> Result<PathBuf, SyncError> {
+    let dir = cfg.base_dir.join(name);
+    if !dir.join(".git").exists() {
+        return Err(SyncError::NoCheckout(name.to_owned()));
+    }
+    if !dir.join(MARKER).is_file() {
+        return Err(SyncError::NotOptedIn(name.to_owned()));
+    }
+    Ok(dir)
+}
+
+/// Output of a command that succeeded.
+async fn run(
+    program: &Path,
+    args: &[&str],
+    cwd: &Path,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<String, SyncError> {
+    let command = std::iter::once(program.display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| SyncError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(res) => res.map_err(|source| SyncError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?,
+        Err(_) => return Err(SyncError::Timeout { command, timeout }),
+    };
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr.trim();
+        // Keep the end: git puts the reason last.
+        let tail: String = stderr
+            .chars()
+            .rev()
+            .take(400)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(SyncError::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: tail,
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+async fn git(cfg: &GitopsConfig, dir: &Path, args: &[&str]) -> Result<String, SyncError> {
+    run(&cfg.git, args, dir, &[], cfg.git_timeout).await
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Syncs one checkout: skip if tracked files are dirty; switch to the branch; fetch it from
+/// `origin`; fast-forward only; delete other local branches; run the reload hook if HEAD moved.
+pub async fn sync_repo(cfg: &GitopsConfig, name: &str) -> Result<Report, SyncError> {
+    let dir = checkout_dir(cfg, name)?;
+    let branch = cfg.branch.as_str();
+
+    let dirty = git(
+        cfg,
+        &dir,
+        &["status", "--porcelain", "--untracked-files=no"],
+    )
+    .await?;
+    if !dirty.is_empty() {
+        tracing::warn!(repository = name, "tracked files are modified; not syncing");
+        return Ok(Report::skipped(format!(
+            "{name}: tracked files are modified, not syncing"
+        )));
+    }
+    let current = git(cfg, &dir, &["rev-parse", "--abbrev-ref", "HEAD"]).await?;
+    if current != branch {
+        git(cfg, &dir, &["checkout", "--quiet", branch]).await?;
+    }
+    let old = git(cfg, &dir, &["rev-parse", "HEAD"]).await?;
+    git(cfg, &dir, &["fetch", "--quiet", "origin", branch]).await?;
+    git(cfg, &dir, &["merge", "--ff-only", "--quiet", "FETCH_HEAD"]).await?;
+    let new = git(cfg, &dir, &["rev-parse", "HEAD"]).await?;
+
+    let branches = git(
+        cfg,
+        &dir,
+        &["for-each-ref", "--format=%(refname:short)", "refs/heads/"],
+    )
+    .await?;
+    let mut deleted = Vec::new();
+    for other in branches.lines().filter(|b| *b != branch && !b.is_empty()) {
+        git(cfg, &dir, &["branch", "--quiet", "-D", other]).await?;
+        deleted.push(other.to_owned());
+    }
+
+    let mut summary = if old == new {
+        format!("{name}: already at {}", short(&new))
+    } else {
+        format!("{name}: {} → {}", short(&old), short(&new))
+    };
+    if !deleted.is_empty() {
+        summary.push_str(&format!("; deleted branches {}", deleted.join(", ")));
+    }
+    if old != new {
+        if let Some(hook) = reload_command(cfg, name, &dir)? {
+            let (program, args) = hook.split_first().unwrap_or_else(|| unreachable!());
+            let program = resolve(&dir, program);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env = [
+                ("GITOPS_REPOSITORY", name),
+                ("GITOPS_OLD_SHA", old.as_str()),
+                ("GITOPS_NEW_SHA", new.as_str()),
+            ];
+            run(&program, &args, &dir, &env, cfg.reload_timeout).await?;
+            summary.push_str(&format!("; reloaded with {}", program.display()));
+        }
+    }
+    Ok(Report::success(summary))
+}
+
+/// The reload command for a checkout, in order of precedence: the one configured for the
+/// repository; the marker itself when it is executable; the first non-comment line of the
+/// marker. An empty marker means "sync only".
+fn reload_command(
+    cfg: &GitopsConfig,
+    name: &str,
+    dir: &Path,
+) -> Result<Option<Vec<String>>, SyncError> {
+    if let Some(cmd) = cfg.reload_hooks.get(name) {
+        return Ok(Some(cmd.clone()));
+    }
+    let marker = dir.join(MARKER);
+    let meta = std::fs::metadata(&marker).map_err(|source| SyncError::Read {
+        path: marker.clone(),
+        source,
+    })?;
+    if meta.permissions().mode() & 0o111 != 0 {
+        return Ok(Some(vec![format!("./{MARKER}")]));
+    }
+    let text = std::fs::read_to_string(&marker).map_err(|source| SyncError::Read {
+        path: marker.clone(),
+        source,
+    })?;
+    Ok(parse_marker(&text))
+}
+
+/// The command a marker names: its first line that is neither blank nor a `#` comment, split on
+/// whitespace (no shell: quotes and `$VARS` are not interpreted).
+pub fn parse_marker(text: &str) -> Option<Vec<String>> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Relative commands with a slash (`./deploy.sh`, `bin/reload`) are relative to the checkout;
+/// bare names are looked up on `PATH`.
+fn resolve(dir: &Path, program: &str) -> PathBuf {
+    if program.contains('/') && !program.starts_with('/') {
+        dir.join(program)
+    } else {
+        PathBuf::from(program)
+    }
+}
+
+/// Whether a request started a sync or joined the one already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Started,
+    Coalesced,
+}
+
+/// At most one sync per repository at a time; requests arriving while one runs set a flag that
+/// causes exactly one follow-up sync, so a burst of N pushes costs two syncs, not N.
+#[derive(Debug)]
+pub struct SyncQueue {
+    cfg: Arc<GitopsConfig>,
+    runs: Runs,
+    tasks: TaskTracker,
+    /// repository → "another sync was requested while this one ran"
+    running: Mutex<HashMap<String, bool>>,
+}
+
+impl SyncQueue {
+    pub fn new(cfg: Arc<GitopsConfig>, runs: Runs, tasks: TaskTracker) -> Arc<Self> {
+        Arc::new(Self {
+            cfg,
+            runs,
+            tasks,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn request(self: &Arc<Self>, repository: &str, trigger: Trigger) -> Queued {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(again) = running.get_mut(repository) {
+            *again = true;
+            return Queued::Coalesced;
+        }
+        running.insert(repository.to_owned(), false);
+        drop(running);
+        let this = Arc::clone(self);
+        let repository = repository.to_owned();
+        self.tasks
+            .spawn(async move { this.worker(repository, trigger).await });
+        Queued::Started
+    }
+
+    async fn worker(self: Arc<Self>, repository: String, trigger: Trigger) {
+        // If a sync panics, the repository must not stay marked as running forever.
+        let mut release = Release {
+            queue: &self,
+            repository: &repository,
+            armed: true,
+        };
+        loop {
+            // The outcome is recorded as a run; nothing else to do with it here.
+            let _ = self
+                .runs
+                .track(crate::NAME, trigger, sync_repo(&self.cfg, &repository))
+                .await;
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            match running.get_mut(&repository) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    running.remove(&repository);
+                    release.armed = false;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Release<'a> {
+    queue: &'a SyncQueue,
+    repository: &'a str,
+    armed: bool,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut running = self.queue.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.remove(self.repository);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_parsing() {
+        assert_eq!(parse_marker(""), None);
+        assert_eq!(parse_marker("# only a comment\n\n"), None);
+        assert_eq!(
+            parse_marker("# reload after sync\n  systemctl --user restart app \n"),
+            Some(vec![
+                "systemctl".into(),
+                "--user".into(),
+                "restart".into(),
+                "app".into()
+            ])
+        );
+        assert_eq!(
+            parse_marker("./deploy.sh\nignored"),
+            Some(vec!["./deploy.sh".into()])
+        );
+    }
+
+    #[test]
+    fn relative_commands_resolve_inside_the_checkout() {
+        let dir = Path::new("/srv/gitops/app");
+        assert_eq!(resolve(dir, "./deploy.sh"), dir.join("./deploy.sh"));
+        assert_eq!(resolve(dir, "bin/reload"), dir.join("bin/reload"));
+        assert_eq!(resolve(dir, "systemctl"), PathBuf::from("systemctl"));
+        assert_eq!(
+            resolve(dir, "/usr/bin/true"),
+            PathBuf::from("/usr/bin/true")
+        );
+    }
+}

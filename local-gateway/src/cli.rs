@@ -1,0 +1,65 @@
+//! Command line of `hub-gateway`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const ENVIRONMENT_HELP: &str = "\
+Environment (hub.toml keys in brackets; the environment wins):
+  HUB_BIND                    address to listen on [gateway.bind] (default 127.0.0.1)
+  PORT                        port to listen on [gateway.port] (default 8085)
+  HUB_CONFIG                  config file (default ./hub.toml when it exists)
+  HUB_DATA_DIR                local state, incl. the embedded store hub.db [hub.data_dir] (default ./var)
+  DATABASE_URL(_FILE)         postgres://… to use PostgreSQL instead of the embedded SQLite store
+  HUB_REQUEST_TIMEOUT_SECS    bound on one HTTP request [hub.request_timeout_secs] (default 30)
+  HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
+  HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)
+  HUB_SHUTDOWN_GRACE_SECS     wait for background work at shutdown (default 30)
+  OTEL_EXPORTER_OTLP_ENDPOINT send traces over OTLP/HTTP (e.g. http://127.0.0.1:4318); unset: none
+  RUST_LOG                    log filter (default info); logs are JSON lines on stdout
+
+webhook-gitops:
+  GITHUB_WEBHOOK_SECRET(_FILE) HMAC secret of the GitHub webhook (required to accept deliveries)
+  GITOPS_BASE_DIR             where checkouts live, <base>/<repo> (default /srv/gitops)
+  GITOPS_BRANCH               deployed branch (default main)
+  GITOPS_GIT                  git executable (default git)
+  GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
+  GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)
+
+Any secret can be given as NAME_FILE=/path instead (systemd credentials, Kubernetes secrets).";
+
+/// Observability Hub gateway: serves the hub's functions over HTTP on this host, runs them from
+/// the command line, and records every invocation as a run.
+#[derive(Debug, Parser)]
+#[command(name = "hub-gateway", version, after_long_help = ENVIRONMENT_HELP, after_help = "See --help for the environment variables.")]
+pub struct Cli {
+    /// Config file (TOML); overrides HUB_CONFIG.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every function over HTTP (the default when no command is given).
+    Serve {
+        /// Address to listen on; overrides HUB_BIND.
+        #[arg(long)]
+        bind: Option<std::net::IpAddr>,
+        /// Port to listen on (0 picks a free one); overrides PORT.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Run one function once, record it as a run (trigger "cli") and print the outcome as JSON.
+    /// Exits 0 on success or skip, 1 if the function failed, 2 on bad usage.
+    Invoke {
+        /// Function name, as listed by `hub-gateway functions`.
+        name: String,
+        /// JSON input for the function, e.g. '{"repository":"infra"}' for webhook-gitops.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        data: String,
+    },
+    /// List the functions with their routes, schedule and whether they are configured.
+    Functions,
+}

@@ -1,0 +1,22 @@
+//! # local-gateway (`hub-gateway`)
+//!
+//! Serves every Observability Hub function behind one HTTP server on the host, runs them from
+//! the command line, and records every invocation as a run.
+//!
+//! **Routes:** each function's own routes (see `GET /api/functions`), plus
+//! `GET /healthz` (liveness), `GET /readyz` (every configured dependency answers, else 503
+//! naming the failing one), `GET /api/health` (seed-compatible), `GET /` (a short page),
+//! `GET /api/functions`, `GET /api/runs?function=NAME&limit=N`.
+//!
+//! **Environment:** `HUB_BIND` (127.0.0.1), `PORT` (8085), `HUB_CONFIG` (`./hub.toml`),
+//! `HUB_DATA_DIR` (`./var`), `DATABASE_URL` (embedded SQLite when unset),
+//! `HUB_REQUEST_TIMEOUT_SECS`, `HUB_MAX_BODY_BYTES`, `HUB_MAX_CONCURRENCY`,
+//! `HUB_SHUTDOWN_GRACE_SECS`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own.
+//!
+//! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`.
+
+pub mod app;
+pub mod cli;
+pub mod pages;
+
+pub use app::{Gateway, GatewayConfig, StartError};

@@ -1,0 +1,318 @@
+//! Layered configuration: built-in defaults, then an optional `hub.toml`, then the environment.
+//!
+//! Every setting has a dotted key in `hub.toml` (`webhook_gitops.branch`) and an environment
+//! variable (`GITOPS_BRANCH`); the environment wins. Secrets may also come from a file named by
+//! `<VAR>_FILE` (or `<key>_file` in `hub.toml`), the usual way to hand over systemd credentials and
+//! Kubernetes secrets. The whole source is read once at start-up (the Lambda init phase) and handed
+//! to each function, so no handler ever reads the process environment.
+
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Environment variable naming the config file; without it `./hub.toml` is used when present.
+pub const CONFIG_ENV: &str = "HUB_CONFIG";
+const DEFAULT_CONFIG_FILE: &str = "hub.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid value for {setting}: {message}")]
+    Invalid { setting: String, message: String },
+    #[error("cannot read secret file {path} (named by {setting}): {source}")]
+    SecretFile {
+        setting: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The raw settings a process starts with. Values are looked up by key; typed structs are built by
+/// the code that owns them (`GatewayConfig`, each function's config).
+#[derive(Clone, Default)]
+pub struct Source {
+    file: toml::Table,
+    file_path: Option<PathBuf>,
+    env: HashMap<String, String>,
+}
+
+// Values may be secrets, so Debug names only where they came from.
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("file_path", &self.file_path)
+            .field("env_vars", &self.env.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    /// Reads the process environment and the config file it points at (`HUB_CONFIG`, else
+    /// `./hub.toml` if it exists). An explicit `path` (the `--config` flag) takes precedence.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_parts(path, std::env::vars().collect())
+    }
+
+    /// Builds a source from an explicit environment, so tests never touch the process environment.
+    pub fn from_parts(
+        path: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let explicit = path
+            .map(Path::to_path_buf)
+            .or_else(|| env.get(CONFIG_ENV).map(PathBuf::from));
+        let file_path = match explicit {
+            Some(p) => Some(p),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let file = match &file_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Parse {
+                        path: p.clone(),
+                        source,
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        Ok(Self {
+            file,
+            file_path,
+            env,
+        })
+    }
+
+    /// The config file in use, if any.
+    pub fn file_path(&self) -> Option<&Path> {
+        self.file_path.as_deref()
+    }
+
+    fn file_value(&self, key: &str) -> Option<&toml::Value> {
+        let mut parts = key.split('.');
+        let mut value = self.file.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_table()?.get(part)?;
+        }
+        Some(value)
+    }
+
+    /// A TOML table from the file (for settings that are maps, such as per-repository hooks).
+    pub fn table(&self, key: &str) -> Option<&toml::Table> {
+        self.file_value(key)?.as_table()
+    }
+
+    /// The raw string for a setting: environment first, then the file. Empty means unset.
+    pub fn raw(&self, key: &str, env: &str) -> Option<String> {
+        if let Some(v) = self.env.get(env).filter(|v| !v.is_empty()) {
+            return Some(v.clone());
+        }
+        match self.file_value(key)? {
+            toml::Value::String(s) if s.is_empty() => None,
+            toml::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// A typed setting, `None` when unset; a value that does not parse is an error naming both
+    /// places the setting can come from.
+    pub fn get<T>(&self, key: &str, env: &str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.raw(key, env)
+            .map(|raw| {
+                raw.parse::<T>().map_err(|e| ConfigError::Invalid {
+                    setting: format!("{env} ({key})"),
+                    message: format!("{raw:?}: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    /// A typed setting with a default.
+    pub fn get_or<T>(&self, key: &str, env: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        Ok(self.get(key, env)?.unwrap_or(default))
+    }
+
+    /// A duration given in whole seconds.
+    pub fn seconds_or(&self, key: &str, env: &str, default: u64) -> Result<Duration, ConfigError> {
+        self.get_or(key, env, default).map(Duration::from_secs)
+    }
+
+    /// A secret: `ENV`, then the file named by `ENV_FILE`, then `key` and `key_file` in `hub.toml`.
+    /// Trailing newlines of secret files are dropped (editors and `echo` add them).
+    pub fn secret(&self, key: &str, env: &str) -> Result<Option<SecretString>, ConfigError> {
+        if let Some(v) = self.env.get(env).filter(|v| !v.is_empty()) {
+            return Ok(Some(SecretString::from(v.clone())));
+        }
+        let env_file = format!("{env}_FILE");
+        let key_file = format!("{key}_file");
+        let path = match self.env.get(&env_file).filter(|v| !v.is_empty()) {
+            Some(p) => Some((env_file, PathBuf::from(p))),
+            None => {
+                if let Some(toml::Value::String(v)) = self.file_value(key) {
+                    if !v.is_empty() {
+                        return Ok(Some(SecretString::from(v.clone())));
+                    }
+                }
+                match self.file_value(&key_file) {
+                    Some(toml::Value::String(p)) if !p.is_empty() => {
+                        Some((key_file, PathBuf::from(p)))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some((setting, path)) = path else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+            setting,
+            path: path.clone(),
+            source,
+        })?;
+        let trimmed = text.trim_end_matches(['\n', '\r']);
+        Ok((!trimmed.is_empty()).then(|| SecretString::from(trimmed.to_owned())))
+    }
+}
+
+/// Settings every process built on the runtime shares, gateway and Lambda alike.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Where the embedded store and other local state live (`HUB_DATA_DIR`, default `./var`).
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: PostgreSQL when set, the embedded SQLite file otherwise.
+    pub database_url: Option<SecretString>,
+    /// Upper bound for one HTTP request, handler included (`HUB_REQUEST_TIMEOUT_SECS`, 30).
+    pub request_timeout: Duration,
+    /// Largest accepted request body (`HUB_MAX_BODY_BYTES`, 5 MiB: GitHub push payloads with many
+    /// commits are large, and 25 MB is GitHub's own cap).
+    pub max_body_bytes: usize,
+    /// Requests one function serves at once before answering 429 (`HUB_MAX_CONCURRENCY`, 64).
+    pub max_concurrency: usize,
+}
+
+impl HubConfig {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            data_dir: src.get_or("hub.data_dir", "HUB_DATA_DIR", PathBuf::from("var"))?,
+            database_url: src.secret("hub.database_url", "DATABASE_URL")?,
+            request_timeout: src.seconds_or(
+                "hub.request_timeout_secs",
+                "HUB_REQUEST_TIMEOUT_SECS",
+                30,
+            )?,
+            max_body_bytes: src.get_or(
+                "hub.max_body_bytes",
+                "HUB_MAX_BODY_BYTES",
+                5 * 1024 * 1024,
+            )?,
+            max_concurrency: src.get_or("hub.max_concurrency", "HUB_MAX_CONCURRENCY", 64)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let f = toml_file("[hub]\nrequest_timeout_secs = 7\nmax_concurrency = 3\n");
+        let src =
+            Source::from_parts(Some(f.path()), env(&[("HUB_MAX_CONCURRENCY", "9")])).expect("load");
+        let cfg = HubConfig::from_source(&src).expect("config");
+        assert_eq!(cfg.request_timeout, Duration::from_secs(7));
+        assert_eq!(cfg.max_concurrency, 9);
+        assert_eq!(cfg.data_dir, PathBuf::from("var"));
+        assert!(cfg.database_url.is_none());
+    }
+
+    #[test]
+    fn invalid_value_names_the_setting() {
+        let src = Source::from_parts(None, env(&[("HUB_MAX_BODY_BYTES", "lots")])).expect("load");
+        let err = HubConfig::from_source(&src).expect_err("must fail");
+        let text = err.to_string();
+        assert!(text.contains("HUB_MAX_BODY_BYTES"), "{text}");
+        assert!(text.contains("lots"), "{text}");
+    }
+
+    #[test]
+    fn broken_toml_is_reported_with_its_path() {
+        let f = toml_file("[hub\n");
+        let err = Source::from_parts(Some(f.path()), HashMap::new()).expect_err("must fail");
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains(&f.path().display().to_string()));
+    }
+
+    #[test]
+    fn secrets_come_from_env_file_or_toml_and_never_show_in_debug() {
+        let secret_file = toml_file("from-file\n");
+        let path = secret_file.path().to_str().expect("utf8").to_owned();
+        let src = Source::from_parts(None, env(&[("TOKEN_FILE", &path)])).expect("load");
+        let token = src.secret("x.token", "TOKEN").expect("read").expect("set");
+        assert_eq!(token.expose_secret(), "from-file");
+        assert!(!format!("{token:?}").contains("from-file"));
+        assert!(!format!("{src:?}").contains(&path));
+
+        let src = Source::from_parts(None, env(&[("TOKEN", "direct"), ("TOKEN_FILE", &path)]))
+            .expect("load");
+        let token = src.secret("x.token", "TOKEN").expect("read").expect("set");
+        assert_eq!(token.expose_secret(), "direct");
+
+        let f = toml_file("[x]\ntoken = \"in-toml\"\n");
+        let src = Source::from_parts(Some(f.path()), HashMap::new()).expect("load");
+        let token = src.secret("x.token", "TOKEN").expect("read").expect("set");
+        assert_eq!(token.expose_secret(), "in-toml");
+
+        let src = Source::from_parts(None, env(&[("TOKEN", "")])).expect("load");
+        assert!(
+            src.secret("x.token", "TOKEN").expect("read").is_none(),
+            "empty is unset"
+        );
+    }
+
+    #[test]
+    fn missing_secret_file_is_an_error_not_silence() {
+        let src =
+            Source::from_parts(None, env(&[("TOKEN_FILE", "/nonexistent/secret")])).expect("load");
+        let err = src.secret("x.token", "TOKEN").expect_err("must fail");
+        assert!(err.to_string().contains("TOKEN_FILE"), "{err}");
+    }
+}

@@ -1,0 +1,87 @@
+//! The `Function` trait: what the gateway, its scheduler and the Lambda entry need to know about
+//! one function, and the shared context every function is built from.
+
+use crate::config::{HubConfig, Source};
+use crate::runs::{Report, Runs, Trigger};
+use crate::store::Store;
+use axum::Router;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use tokio_util::task::TaskTracker;
+
+/// One route a function serves, for `/api/functions` and the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Why a direct invocation (CLI, schedule) failed before or while doing its work.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+    #[error("invalid input: {0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Everything a function is built from. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Raw settings, for the function's own typed config.
+    pub source: Arc<Source>,
+    pub hub: HubConfig,
+    pub store: Store,
+    pub runs: Runs,
+    /// Background work started by requests (e.g. a sync after a webhook answered 202); the
+    /// gateway waits on it at shutdown so no work is cut off half way.
+    pub tasks: TaskTracker,
+    /// How HTTP invocations are labelled: `http` behind the gateway, `lambda` on Lambda.
+    pub http_trigger: Trigger,
+}
+
+impl Context {
+    pub fn new(source: Source, hub: HubConfig, store: Store, http_trigger: Trigger) -> Self {
+        Self {
+            source: Arc::new(source),
+            hub,
+            runs: Runs::new(store.clone()),
+            store,
+            tasks: TaskTracker::new(),
+            http_trigger,
+        }
+    }
+}
+
+/// A function of the hub. Kept small on purpose: the gateway walks a plain list of these.
+pub trait Function: Send + Sync {
+    /// Stable name: used in URLs, run history, metrics, `hub-gateway invoke NAME`.
+    fn name(&self) -> &'static str;
+
+    /// The routes `router` serves (full paths).
+    fn routes(&self) -> Vec<RouteInfo>;
+
+    /// The function's HTTP surface, with full paths and its state applied.
+    fn router(&self) -> Router;
+
+    /// Default cron schedule (seconds field first), if the function runs on one.
+    fn schedule(&self) -> Option<&str> {
+        None
+    }
+
+    /// `Err(reason)` when a required setting is missing: the function still mounts, reports the
+    /// reason in `/readyz` and `/api/functions`, and refuses work with 503.
+    fn configured(&self) -> Result<(), String>;
+
+    /// Checks the dependencies of a configured function (directories, databases, tools).
+    fn ready(&self) -> BoxFuture<'_, Result<(), String>>;
+
+    /// One direct invocation (CLI `invoke`, scheduler) with a JSON input.
+    fn invoke(
+        &self,
+        trigger: Trigger,
+        input: serde_json::Value,
+    ) -> BoxFuture<'_, Result<Report, InvokeError>>;
+}

@@ -1,0 +1,208 @@
+//! The HTTP stack shared by the gateway and the Lambda entry points, so a request is handled by
+//! one code path wherever it arrives.
+//!
+//! Order, outermost first: request id (set + echoed), trace span with the matched path, panic
+//! catcher, timeout, body size limit. Per function, inside that: concurrency limit (429 when
+//! full) and the run recorder.
+
+use crate::error::{RunSummary, error_response, scope_request_id};
+use crate::runs::{Outcome, Runs, Trigger};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// Wraps `router` in the shared middleware stack.
+pub fn standard_layers(router: Router, limits: Limits) -> Router {
+    let timeout = limits.request_timeout;
+    let max_body = limits.max_body_bytes;
+    router
+        // Innermost first: axum applies `.layer` calls outside the previous ones.
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            reject_oversized(max_body, req, next)
+        }))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            timeout_request(timeout, req, next)
+        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                // The payload may hold request data; the panic hook already logged it.
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            },
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("unmatched");
+            tracing::info_span!(
+                "http",
+                method = %req.method(),
+                route,
+                request_id = req
+                    .headers()
+                    .get(&REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            )
+        }))
+        .layer(middleware::from_fn(request_id))
+}
+
+/// Sets `x-request-id` (keeping a sane incoming one, so ids propagate across hops), makes it the
+/// task's current id for error bodies, and echoes it on the response.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let incoming = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned);
+    let id = incoming.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    req.headers_mut()
+        .insert(REQUEST_ID_HEADER.clone(), value.clone());
+    let mut resp = scope_request_id(id, next.run(req)).await;
+    resp.headers_mut().insert(REQUEST_ID_HEADER.clone(), value);
+    resp
+}
+
+async fn timeout_request(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(?timeout, "request timed out");
+            error_response(StatusCode::GATEWAY_TIMEOUT, "request timed out")
+        }
+    }
+}
+
+/// Answers 413 with a JSON body up front when the declared length is over the limit; bodies
+/// without a length are cut by `RequestBodyLimitLayer` / `DefaultBodyLimit` while being read.
+async fn reject_oversized(limit: usize, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && resp.extensions().get::<RunSummary>().is_none()
+    {
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    resp
+}
+
+/// Wraps one function's router with its concurrency limit and the run recorder.
+pub fn function_layers(
+    router: Router,
+    runs: Runs,
+    function: &'static str,
+    trigger: Trigger,
+    max_concurrency: usize,
+) -> Router {
+    let permits = Arc::new(Semaphore::new(max_concurrency));
+    router
+        .layer(middleware::from_fn_with_state(
+            RunCtx {
+                runs,
+                function,
+                trigger,
+            },
+            record_run,
+        ))
+        .layer(middleware::from_fn_with_state(permits, limit_concurrency))
+}
+
+async fn limit_concurrency(
+    State(permits): State<Arc<Semaphore>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match permits.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            let mut resp = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "function is busy, retry later",
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+            resp
+        }
+    }
+}
+
+#[derive(Clone)]
+struct RunCtx {
+    runs: Runs,
+    function: &'static str,
+    trigger: Trigger,
+}
+
+async fn record_run(State(ctx): State<RunCtx>, req: Request, next: Next) -> Response {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let outcome = if status.is_success() {
+        Outcome::Success
+    } else if status.is_client_error() {
+        Outcome::Rejected
+    } else {
+        Outcome::Failure
+    };
+    let summary = resp
+        .extensions()
+        .get::<RunSummary>()
+        .map(|s| s.0.clone())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
+    ctx.runs
+        .record(
+            ctx.function,
+            ctx.trigger,
+            started,
+            clock.elapsed(),
+            outcome,
+            &format!("{} {summary}", status.as_u16()),
+        )
+        .await;
+    resp.into_response()
+}
+
+/// A JSON success response carrying a run summary for the recorder.
+pub fn reply(status: StatusCode, body: serde_json::Value, summary: impl Into<String>) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.extensions_mut().insert(RunSummary(summary.into()));
+    resp
+}

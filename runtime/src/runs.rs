@@ -1,0 +1,181 @@
+//! Run history: every invocation of a function is a run with an id, trigger, start, duration,
+//! outcome and a short summary, stored and traced.
+
+use crate::store::{RunQuery, RunRow, Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Http,
+    Schedule,
+    Cli,
+    Lambda,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Schedule => "schedule",
+            Trigger::Cli => "cli",
+            Trigger::Lambda => "lambda",
+        }
+    }
+}
+
+/// How a run ended. `Rejected` is bad input (a 4xx), which is not a failure of the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Rejected,
+    Failure,
+    Skipped,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Rejected => "rejected",
+            Outcome::Failure => "failure",
+            Outcome::Skipped => "skipped",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a run reports when it finishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub summary: String,
+}
+
+impl Report {
+    pub fn success(summary: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Success,
+            summary: summary.into(),
+        }
+    }
+    pub fn skipped(summary: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Skipped,
+            summary: summary.into(),
+        }
+    }
+    pub fn failure(summary: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Failure,
+            summary: summary.into(),
+        }
+    }
+}
+
+/// Longest summary kept; summaries are for people scanning a table, not for logs.
+const MAX_SUMMARY: usize = 500;
+
+/// Records runs into the store.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    store: Store,
+}
+
+impl Runs {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores one finished run. A store failure is logged, never propagated: losing a history
+    /// row must not fail the work it describes.
+    pub async fn record(
+        &self,
+        function: &str,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+        elapsed: Duration,
+        outcome: Outcome,
+        summary: &str,
+    ) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut summary = summary.to_owned();
+        if summary.len() > MAX_SUMMARY {
+            let mut cut = MAX_SUMMARY;
+            while !summary.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            summary.truncate(cut);
+            summary.push('…');
+        }
+        let row = RunRow {
+            id: id.clone(),
+            function: function.to_owned(),
+            trigger: trigger.as_str().to_owned(),
+            started_at,
+            duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            outcome: outcome.as_str().to_owned(),
+            summary,
+        };
+        tracing::info!(
+            run_id = %row.id,
+            function,
+            trigger = trigger.as_str(),
+            outcome = outcome.as_str(),
+            duration_ms = row.duration_ms,
+            summary = %row.summary,
+            "run finished"
+        );
+        if let Err(e) = self.store.insert_run(&row).await {
+            tracing::error!(run_id = %row.id, error = %e, "cannot record run");
+        }
+        id
+    }
+
+    /// Runs `work` as one run of `function`, inside a span, and records how it ended.
+    pub async fn track<F, E>(&self, function: &str, trigger: Trigger, work: F) -> Result<Report, E>
+    where
+        F: Future<Output = Result<Report, E>>,
+        E: fmt::Display,
+    {
+        use tracing::Instrument;
+        let span = tracing::info_span!("run", function, trigger = trigger.as_str());
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let result = work.instrument(span).await;
+        let (outcome, summary) = match &result {
+            Ok(report) => (report.outcome, report.summary.clone()),
+            Err(e) => (Outcome::Failure, e.to_string()),
+        };
+        self.record(
+            function,
+            trigger,
+            started_at,
+            clock.elapsed(),
+            outcome,
+            &summary,
+        )
+        .await;
+        result
+    }
+
+    pub async fn list(&self, q: &RunQuery) -> Result<Vec<RunRow>, StoreError> {
+        self.store.list_runs(q).await
+    }
+}

@@ -1,0 +1,92 @@
+//! Logs and traces.
+//!
+//! Logs are JSON, one object a line on stdout, which journald and Loki's promtail take as they
+//! are. Traces go to an OTLP collector over HTTP/protobuf when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//! set (e.g. `http://127.0.0.1:4318`), and nowhere otherwise. The exporter uses a blocking HTTP
+//! client on the SDK's own batch thread, because the async clients need a Tokio reactor that
+//! thread does not have; call [`init`] before starting the Tokio runtime.
+//! `RUST_LOG` sets the filter (default `info`).
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Flushes and stops trace export when dropped.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("telemetry: trace export did not shut down cleanly: {e}");
+            }
+        }
+    }
+}
+
+/// Where log lines go: stdout for services (journald), stderr for CLI commands whose stdout is
+/// their result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutput {
+    Stdout,
+    Stderr,
+}
+
+/// Installs the global subscriber. `service` becomes the OTLP `service.name`.
+pub fn init(service: &'static str, output: LogOutput) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            match output {
+                LogOutput::Stdout => Box::new(std::io::stdout()),
+                LogOutput::Stderr => Box::new(std::io::stderr()),
+            }
+        });
+
+    let endpoint_set = std::env::var_os(OTLP_ENDPOINT_ENV).is_some_and(|v| !v.is_empty());
+    let (provider, otlp_error) = if endpoint_set {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+        {
+            Ok(exporter) => (
+                Some(
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(exporter)
+                        .with_resource(Resource::builder().with_service_name(service).build())
+                        .build(),
+                ),
+                None,
+            ),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    } else {
+        (None, None)
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+
+    // A second init (tests building several apps in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(otel)
+        .try_init();
+    if let Some(e) = otlp_error {
+        tracing::warn!(error = %e, "OTLP trace export disabled: exporter could not be built");
+    }
+    Telemetry { provider }
+}
