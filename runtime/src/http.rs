@@ -35,19 +35,15 @@ pub fn standard_layers(router: Router, limits: Limits) -> Router {
     router
         // Innermost first: axum applies `.layer` calls outside the previous ones.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // Outside the limit layers, so their plain-text 413s become JSON error bodies.
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             reject_oversized(max_body, req, next)
         }))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             timeout_request(timeout, req, next)
         }))
-        .layer(CatchPanicLayer::custom(
-            |_panic: Box<dyn std::any::Any + Send>| {
-                // The payload may hold request data; the panic hook already logged it.
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-            },
-        ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
                 .extensions()
@@ -66,6 +62,12 @@ pub fn standard_layers(router: Router, limits: Limits) -> Router {
             )
         }))
         .layer(middleware::from_fn(request_id))
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    // The payload may hold request data; the panic hook already printed it to stderr.
+    tracing::error!("handler panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 /// Sets `x-request-id` (keeping a sane incoming one, so ids propagate across hops), makes it the
@@ -131,6 +133,9 @@ pub fn function_layers(
 ) -> Router {
     let permits = Arc::new(Semaphore::new(max_concurrency));
     router
+        // Caught here as well as in the outer stack, so a panicking invocation is still
+        // recorded as a failed run.
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             RunCtx {
                 runs,

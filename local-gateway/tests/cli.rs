@@ -1,0 +1,285 @@
+//! The `hub-gateway` binary as an operator uses it: --help, invoke, serve and SIGTERM.
+
+mod common;
+
+use common::{Backend, GitFixture, SECRET, Setup};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn gateway_cmd(setup: &Setup) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-gateway"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", setup.data_dir.path())
+        .current_dir(setup.data_dir.path())
+        .envs(&setup.env);
+    cmd
+}
+
+#[test]
+fn help_explains_commands_flags_and_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hub-gateway"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "serve",
+        "invoke",
+        "functions",
+        "--config",
+        "HUB_BIND",
+        "PORT",
+        "HUB_DATA_DIR",
+        "DATABASE_URL",
+        "GITHUB_WEBHOOK_SECRET",
+        "GITOPS_BASE_DIR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "HUB_MAX_BODY_BYTES",
+        "_FILE",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_hub-gateway"))
+        .args(["invoke", "--help"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--data"), "{text}");
+}
+
+#[tokio::test]
+async fn invoke_syncs_once_and_records_a_cli_run() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display());
+    let new = fx.push_commit("a", "1");
+    let out = gateway_cmd(&setup)
+        .args([
+            "invoke",
+            "webhook-gitops",
+            "--data",
+            r#"{"repository":"infra"}"#,
+        ])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("stdout is JSON");
+    assert_eq!(result["outcome"], "success");
+    assert!(
+        result["summary"]
+            .as_str()
+            .expect("summary")
+            .contains(&new[..7])
+    );
+    assert_eq!(fx.deployed_head(), new);
+
+    let gateway = local_gateway::Gateway::new(setup.source())
+        .await
+        .expect("open store");
+    let runs = gateway
+        .ctx
+        .runs
+        .list(&hub_runtime::store::RunQuery {
+            function: None,
+            limit: 10,
+        })
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].trigger.as_str(), runs[0].outcome.as_str()),
+        ("cli", "success")
+    );
+
+    // Without a repository: every opted-in checkout.
+    let out = gateway_cmd(&setup)
+        .args(["invoke", "webhook-gitops"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(
+        result["summary"],
+        format!("infra: already at {}", &new[..7])
+    );
+}
+
+#[tokio::test]
+async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display());
+    let run = |args: &[&str]| {
+        let out = gateway_cmd(&setup).args(args).output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["invoke", "no-such-function"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown function \"no-such-function\"; known: webhook-gitops"),
+        "{err}"
+    );
+
+    let (code, err) = run(&["invoke", "webhook-gitops", "--data", "{not json"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--data is not valid JSON"), "{err}");
+
+    let (code, err) = run(&[
+        "invoke",
+        "webhook-gitops",
+        "--data",
+        r#"{"repository":"missing"}"#,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("missing: no checkout for missing under the base directory"),
+        "{err}"
+    );
+
+    let (code, err) = run(&[
+        "invoke",
+        "webhook-gitops",
+        "--data",
+        r#"{"repository":"../x"}"#,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("\"repository\" must be a repository name"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bad_config_fails_start_with_a_message_naming_the_setting() {
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("HUB_MAX_BODY_BYTES", "lots");
+    let out = gateway_cmd(&setup).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HUB_MAX_BODY_BYTES") && err.contains("lots"),
+        "{err}"
+    );
+
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere");
+    let out = gateway_cmd(&setup).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect to the postgres store"),
+        "{err}"
+    );
+}
+
+/// Starts `hub-gateway serve --port 0` and returns the child and the address it logged.
+fn spawn_server(setup: &Setup) -> (Child, String) {
+    let mut child = gateway_cmd(setup)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn hub-gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "no 'listening' line");
+        let line = lines.next().expect("gateway exited early").expect("read");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
+        if v["message"] == "hub-gateway listening" {
+            break v["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+#[tokio::test]
+async fn sigterm_finishes_running_syncs_then_exits_zero() {
+    // The reload hook keeps a sync busy for a second after the response was sent.
+    let fx = GitFixture::new("infra", "main", Some("sleep 1\n"));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display());
+    let (mut child, addr) = spawn_server(&setup);
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz");
+    assert_eq!(health.status(), 200);
+
+    let new = fx.push_commit("a", "1");
+    let body = fx.push_event(&new);
+    let resp = client
+        .post(format!("http://{addr}/api/webhook/gitops"))
+        .header("x-github-event", "push")
+        .header(
+            "x-hub-signature-256",
+            webhook_gitops::signature::sign(SECRET.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "clean exit");
+    assert_eq!(
+        fx.deployed_head(),
+        new,
+        "the running sync was finished, not cut off"
+    );
+
+    let gateway = local_gateway::Gateway::new(setup.source())
+        .await
+        .expect("open store");
+    let runs = gateway
+        .ctx
+        .runs
+        .list(&hub_runtime::store::RunQuery {
+            function: None,
+            limit: 10,
+        })
+        .await
+        .expect("runs");
+    let sync = runs
+        .iter()
+        .find(|r| r.summary.starts_with("infra:"))
+        .expect("sync run recorded before exit");
+    assert_eq!(sync.outcome, "success");
+}

@@ -1,0 +1,417 @@
+//! Test harness: a gateway on port 0 with its own store, per-test PostgreSQL databases, and real
+//! git repositories (a bare origin, an author clone, a deploy checkout).
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use local_gateway::Gateway;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const SECRET: &str = "test-webhook-secret";
+
+/// Which store a test gateway uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A PostgreSQL database of its own for one test, dropped afterwards.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        use sqlx::Connection;
+        let admin_url = admin_url();
+        let name = format!("hub_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL must run at {admin_url} for the tests (make test starts it): {e}"
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
+        Self {
+            url: format!("{base}/{name}"),
+            name,
+            admin_url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs outside any runtime guarantee; use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut c)
+                        .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Settings for one test gateway.
+#[derive(Debug)]
+pub struct Setup {
+    pub env: HashMap<String, String>,
+    pub config_file: Option<PathBuf>,
+    pub data_dir: TempDir,
+    pub db: Option<TestDb>,
+}
+
+impl Setup {
+    pub async fn new(backend: Backend) -> Self {
+        let data_dir = TempDir::new().expect("data dir");
+        let mut env = HashMap::new();
+        env.insert(
+            "HUB_DATA_DIR".to_owned(),
+            data_dir.path().display().to_string(),
+        );
+        env.insert("GITHUB_WEBHOOK_SECRET".to_owned(), SECRET.to_owned());
+        env.insert("HUB_SHUTDOWN_GRACE_SECS".to_owned(), "10".to_owned());
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let db = TestDb::create().await;
+                env.insert("DATABASE_URL".to_owned(), db.url.clone());
+                Some(db)
+            }
+        };
+        Self {
+            env,
+            config_file: None,
+            data_dir,
+            db,
+        }
+    }
+
+    pub fn set(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    pub fn unset(mut self, key: &str) -> Self {
+        self.env.remove(key);
+        self
+    }
+
+    pub fn source(&self) -> hub_runtime::Source {
+        hub_runtime::Source::from_parts(self.config_file.as_deref(), self.env.clone())
+            .expect("config source")
+    }
+}
+
+/// A gateway serving on 127.0.0.1:<free port> inside the test process.
+#[derive(Debug)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub gateway: Gateway,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(setup: &Setup) -> Self {
+        let gateway = Gateway::new(setup.source()).await.expect("gateway starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let serving = gateway.clone();
+        let handle = tokio::spawn(async move {
+            serving
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            gateway,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    /// POSTs a webhook delivery signed with `SECRET`.
+    pub async fn deliver(&self, event: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        let sig = webhook_gitops::signature::sign(SECRET.as_bytes(), body);
+        self.deliver_with(
+            event,
+            body,
+            Some(&sig),
+            Some(&uuid::Uuid::new_v4().to_string()),
+        )
+        .await
+    }
+
+    pub async fn deliver_with(
+        &self,
+        event: &str,
+        body: &[u8],
+        signature: Option<&str>,
+        delivery: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .post(self.url(webhook_gitops::WEBHOOK_PATH))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .body(body.to_vec());
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        if let Some(d) = delivery {
+            req = req.header("x-github-delivery", d);
+        }
+        let resp = req.send().await.expect("POST webhook");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("response is not JSON ({status}): {text}"));
+        (status, json)
+    }
+
+    /// Runs of `function`, newest first.
+    pub async fn runs(&self, function: &str) -> Vec<serde_json::Value> {
+        let (status, body) = self
+            .get_json(&format!("/api/runs?function={function}&limit=500"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().expect("array of runs").clone()
+    }
+
+    /// Waits until `pred` holds for the runs of `function`, or fails after 15 s.
+    pub async fn wait_runs(
+        &self,
+        function: &str,
+        what: &str,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let runs = self.runs(function).await;
+            if pred(&runs) {
+                return runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; runs: {runs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops serving and waits for background work, like SIGTERM does.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task");
+        }
+    }
+}
+
+/// Sync runs (as opposed to the HTTP deliveries) of webhook-gitops.
+pub fn sync_runs(runs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    runs.iter()
+        .filter(|r| {
+            !r["summary"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(|c: char| c.is_ascii_digit())
+        })
+        .collect()
+}
+
+/// Runs `git` with arguments; panics with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A bare origin, an author clone that pushes to it, and a deploy checkout under a base
+/// directory, all on `branch`.
+#[derive(Debug)]
+pub struct GitFixture {
+    pub root: TempDir,
+    pub base: PathBuf,
+    pub origin: PathBuf,
+    pub author: PathBuf,
+    pub name: String,
+    pub branch: String,
+}
+
+impl GitFixture {
+    /// `marker`: contents of `.gitops` (None: the checkout has not opted in).
+    pub fn new(name: &str, branch: &str, marker: Option<&str>) -> Self {
+        let root = TempDir::new().expect("git root");
+        let base = root.path().join("base");
+        std::fs::create_dir_all(&base).expect("base dir");
+        let origin = root.path().join("origin.git");
+        let author = root.path().join("author");
+        git(
+            root.path(),
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "-b",
+                branch,
+                origin.to_str().expect("utf8"),
+            ],
+        );
+        git(
+            root.path(),
+            &[
+                "clone",
+                "--quiet",
+                origin.to_str().expect("utf8"),
+                author.to_str().expect("utf8"),
+            ],
+        );
+        git(&author, &["checkout", "--quiet", "-B", branch]);
+        std::fs::write(author.join("README.md"), "deployed by webhook-gitops\n").expect("write");
+        if let Some(m) = marker {
+            std::fs::write(author.join(".gitops"), m).expect("write marker");
+        }
+        git(&author, &["add", "-A"]);
+        git(&author, &["commit", "--quiet", "-m", "initial"]);
+        git(&author, &["push", "--quiet", "origin", branch]);
+        let fixture = Self {
+            base,
+            origin,
+            author,
+            name: name.to_owned(),
+            branch: branch.to_owned(),
+            root,
+        };
+        git(
+            &fixture.base,
+            &[
+                "clone",
+                "--quiet",
+                "-b",
+                branch,
+                fixture.origin.to_str().expect("utf8"),
+                name,
+            ],
+        );
+        fixture
+    }
+
+    pub fn checkout(&self) -> PathBuf {
+        self.base.join(&self.name)
+    }
+
+    /// Commits `content` to `file` in the author clone and pushes it; returns the new SHA.
+    pub fn push_commit(&self, file: &str, content: &str) -> String {
+        let path = self.author.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write");
+        git(&self.author, &["add", "-A"]);
+        git(
+            &self.author,
+            &["commit", "--quiet", "-m", &format!("update {file}")],
+        );
+        git(&self.author, &["push", "--quiet", "origin", &self.branch]);
+        git(&self.author, &["rev-parse", "HEAD"])
+    }
+
+    /// HEAD of the deploy checkout.
+    pub fn deployed_head(&self) -> String {
+        git(&self.checkout(), &["rev-parse", "HEAD"])
+    }
+
+    pub fn origin_head(&self) -> String {
+        git(&self.origin, &["rev-parse", &self.branch])
+    }
+
+    /// A push event body for this repository.
+    pub fn push_event(&self, after: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "ref": format!("refs/heads/{}", self.branch),
+            "after": after,
+            "repository": {"name": self.name, "full_name": format!("owner/{}", self.name)},
+        }))
+        .expect("json")
+    }
+}

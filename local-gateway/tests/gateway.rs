@@ -1,0 +1,229 @@
+//! The gateway's own routes and middleware, over HTTP against a running gateway.
+
+mod common;
+
+use common::{Backend, GitFixture, Setup, TestApp};
+
+#[tokio::test]
+async fn liveness_health_and_index_page() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    let (status, body) = app.get_json("/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = app.get_json("/api/health").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("healthy")));
+    assert_eq!(body["service"], "hub-gateway");
+
+    let resp = app.client.get(app.url("/")).send().await.expect("GET /");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let page = resp.text().await.expect("page");
+    assert!(page.contains("<h1>Observability Hub</h1>"), "{page}");
+    assert!(page.contains("webhook-gitops"), "{page}");
+    assert!(page.contains("POST /api/webhook/gitops"), "{page}");
+
+    assert!(
+        setup.data_dir.path().join("hub.db").is_file(),
+        "embedded store created on first start"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_are_set_echoed_and_sanitised() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("GET");
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).map(|_| ()),
+        Ok(()),
+        "generated id is a UUID: {id}"
+    );
+
+    let resp = app
+        .client
+        .get(app.url("/no/such/route"))
+        .header("x-request-id", "upstream-42")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "upstream-42",
+        "incoming id propagated"
+    );
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "no such route", "request_id": "upstream-42"})
+    );
+
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "<script>")
+        .send()
+        .await
+        .expect("GET");
+    let id = resp.headers()["x-request-id"].to_str().expect("ascii");
+    assert_ne!(id, "<script>", "unsafe incoming ids are replaced");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_names_a_failing_function() {
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", "/nonexistent/gitops");
+    let app = TestApp::spawn(&setup).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failing"], serde_json::json!(["webhook-gitops"]));
+    assert_eq!(
+        body["checks"]["webhook-gitops"],
+        "failing: GITOPS_BASE_DIR /nonexistent/gitops is not a directory"
+    );
+    assert_eq!(body["checks"]["store"], "ok");
+    app.stop().await;
+
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display());
+    let app = TestApp::spawn(&setup).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["failing"], serde_json::json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_when_postgres_goes_away() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Postgres)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display());
+    let app = TestApp::spawn(&setup).await;
+    let (status, _) = app.get_json("/readyz").await;
+    assert_eq!(status, 200);
+
+    // Pull the database out from under the running gateway.
+    let db = setup.db.as_ref().expect("postgres backend");
+    let admin = std::env::var("TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.expect("admin");
+        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .expect("drop");
+    }
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failing"], serde_json::json!(["store"]));
+    assert!(
+        body["checks"]["store"]
+            .as_str()
+            .expect("text")
+            .starts_with("failing: postgres store"),
+        "{body}"
+    );
+    // Liveness is not readiness: the process itself is fine.
+    let (status, _) = app.get_json("/healthz").await;
+    assert_eq!(status, 200);
+    // Run listing fails cleanly, without leaking the database error.
+    let (status, body) = app.get_json("/api/runs").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "store unavailable");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_with_filter_and_limit() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    // Three unsigned deliveries → three rejected runs of webhook-gitops.
+    for _ in 0..3 {
+        let (status, _) = app.deliver_with("push", b"{}", None, None).await;
+        assert_eq!(status, 401);
+    }
+    let (status, runs) = app
+        .get_json("/api/runs?function=webhook-gitops&limit=2")
+        .await;
+    assert_eq!(status, 200);
+    let runs = runs.as_array().expect("array");
+    assert_eq!(runs.len(), 2, "limit honoured");
+    let t0 = runs[0]["started_at"].as_str().expect("ts");
+    let t1 = runs[1]["started_at"].as_str().expect("ts");
+    assert!(t0 >= t1, "newest first: {t0} then {t1}");
+    for r in runs {
+        assert_eq!(r["function"], "webhook-gitops");
+        assert_eq!(r["trigger"], "http");
+        assert_eq!(r["outcome"], "rejected");
+        assert_eq!(r["summary"], "401 missing X-Hub-Signature-256 header");
+        assert!(r["id"].is_string() && r["duration_ms"].is_i64());
+    }
+    let (_, all) = app.get_json("/api/runs").await;
+    assert_eq!(all.as_array().expect("array").len(), 3);
+    let (_, none) = app.get_json("/api/runs?function=reading-sync").await;
+    assert_eq!(none, serde_json::json!([]));
+    for bad in ["0", "-1", "501", "ten"] {
+        let (status, body) = app.get_json(&format!("/api/runs?limit={bad}")).await;
+        assert_eq!(status, 400, "limit={bad}");
+        assert_eq!(body["error"], "limit must be a whole number from 1 to 500");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_and_nothing_runs() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("HUB_MAX_BODY_BYTES", 1024);
+    let app = TestApp::spawn(&setup).await;
+    let mut event: serde_json::Value = serde_json::from_slice(&fx.push_event("x")).expect("json");
+    event["padding"] = "x".repeat(4096).into();
+    let body = serde_json::to_vec(&event).expect("json");
+    let (status, resp) = app.deliver("push", &body).await;
+    assert_eq!(status, 413);
+    assert_eq!(resp["error"], "request body too large");
+    assert!(common::sync_runs(&app.runs(webhook_gitops::NAME).await).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn functions_are_listed_with_routes_and_state() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    let (status, body) = app.get_json("/api/functions").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!([{
+            "name": "webhook-gitops",
+            "routes": [{"method": "POST", "path": "/api/webhook/gitops"}],
+            "schedule": null,
+            "configured": true,
+        }])
+    );
+    app.stop().await;
+}

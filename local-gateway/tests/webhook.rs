@@ -1,0 +1,536 @@
+//! webhook-gitops end to end: signed deliveries over HTTP to a running gateway, real git
+//! repositories, assertions on the deploy checkout's HEAD and on the recorded runs.
+
+mod common;
+
+use common::{Backend, GitFixture, SECRET, Setup, TestApp, git, sync_runs};
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+
+const FN: &str = webhook_gitops::NAME;
+
+async fn app_for(fx: &GitFixture, backend: Backend) -> (Setup, TestApp) {
+    let setup = Setup::new(backend)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("GITOPS_BRANCH", &fx.branch);
+    let app = TestApp::spawn(&setup).await;
+    (setup, app)
+}
+
+fn synced_to(runs: &[serde_json::Value], sha: &str) -> bool {
+    sync_runs(runs)
+        .iter()
+        .any(|r| r["summary"].as_str().unwrap_or("").contains(&sha[..7]))
+}
+
+async fn push_to_main_fast_forwards_the_checkout(backend: Backend) {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, backend).await;
+    let old = fx.deployed_head();
+    let new = fx.push_commit("app.yaml", "replicas: 2\n");
+    assert_ne!(old, new);
+
+    let (status, body) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(body["repository"], "infra");
+
+    let runs = app
+        .wait_runs(FN, "the sync run", |runs| synced_to(runs, &new))
+        .await;
+    assert_eq!(fx.deployed_head(), new, "checkout fast-forwarded to origin");
+    let sync = sync_runs(&runs)[0];
+    assert_eq!(sync["outcome"], "success");
+    assert_eq!(
+        sync["summary"],
+        format!("infra: {} → {}", &old[..7], &new[..7])
+    );
+    let delivery = runs
+        .iter()
+        .find(|r| r["summary"].as_str().unwrap_or("").starts_with("202"))
+        .expect("the delivery itself is a run");
+    assert_eq!(delivery["trigger"], "http");
+    assert_eq!(delivery["outcome"], "success");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn push_to_main_fast_forwards_the_checkout_sqlite() {
+    push_to_main_fast_forwards_the_checkout(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn push_to_main_fast_forwards_the_checkout_postgres() {
+    push_to_main_fast_forwards_the_checkout(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn merged_pull_request_syncs_and_unmerged_is_ignored() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let new = fx.push_commit("app.yaml", "replicas: 3\n");
+    let pr = |merged: bool| {
+        serde_json::to_vec(&json!({
+            "action": "closed",
+            "number": 7,
+            "pull_request": {"merged": merged, "base": {"ref": "main"}},
+            "repository": {"name": "infra"},
+        }))
+        .expect("json")
+    };
+    let (status, body) = app.deliver("pull_request", &pr(false)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ignored")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "ignored: pull request closed without merging"
+    );
+
+    let (status, body) = app.deliver("pull_request", &pr(true)).await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_runs(FN, "sync after merge", |runs| synced_to(runs, &new))
+        .await;
+    assert_eq!(fx.deployed_head(), new);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_signatures_and_bodies_are_refused_and_nothing_runs() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let before = fx.deployed_head();
+    let new = fx.push_commit("app.yaml", "x\n");
+    let body = fx.push_event(&new);
+
+    let (status, resp) = app.deliver_with("push", &body, None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(resp["error"], "missing X-Hub-Signature-256 header");
+    assert!(
+        resp["request_id"].is_string(),
+        "error bodies carry the request id"
+    );
+
+    let wrong = webhook_gitops::signature::sign(b"not the secret", &body);
+    let (status, resp) = app.deliver_with("push", &body, Some(&wrong), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(resp["error"], "signature does not match");
+
+    let (status, resp) = app
+        .deliver_with("push", &body, Some("sha1=abc"), None)
+        .await;
+    assert_eq!(status, 401, "{resp}");
+
+    // Signed correctly but not JSON: 400, and the parser's detail stays in the log.
+    let (status, resp) = app.deliver("push", b"ref=refs/heads/main").await;
+    assert_eq!(status, 400);
+    assert_eq!(resp["error"], "body is not valid JSON");
+
+    let (status, resp) = app
+        .deliver(
+            "ping",
+            br#"{"zen":"Keep it logically awesome.","hook_id":1}"#,
+        )
+        .await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("pong")));
+
+    let other =
+        serde_json::to_vec(&json!({"ref": "refs/heads/dev", "repository": {"name": "infra"}}))
+            .expect("json");
+    let (status, resp) = app.deliver("push", &other).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        resp["message"],
+        "ignored: push to refs/heads/dev, not refs/heads/main"
+    );
+
+    let (status, resp) = app.deliver("issues", br#"{"action":"opened"}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(resp["message"], "ignored: event \"issues\" is not handled");
+
+    let runs = app.runs(FN).await;
+    assert!(sync_runs(&runs).is_empty(), "no sync may run: {runs:#?}");
+    assert_eq!(fx.deployed_head(), before);
+    let rejected = runs.iter().filter(|r| r["outcome"] == "rejected").count();
+    assert_eq!(
+        rejected, 4,
+        "401, 401, 401 and 400 are recorded as rejected runs"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repository_must_be_a_plain_name_an_existing_checkout_and_opted_in() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    // A second checkout that has not opted in (no .gitops marker).
+    let plain = GitFixture::new("plain", "main", None);
+    git(
+        &fx.base,
+        &[
+            "clone",
+            "--quiet",
+            plain.origin.to_str().expect("utf8"),
+            "plain",
+        ],
+    );
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let event = |name: &str| {
+        serde_json::to_vec(&json!({"ref": "refs/heads/main", "repository": {"name": name}}))
+            .expect("json")
+    };
+    for bad in ["../infra", "in fra", "a/b", "..", "x;rm -rf /"] {
+        let (status, resp) = app.deliver("push", &event(bad)).await;
+        assert_eq!(
+            (status, resp["error"].as_str()),
+            (400, Some("invalid repository name")),
+            "{bad}"
+        );
+    }
+    let (status, resp) = app.deliver("push", &event("missing")).await;
+    assert_eq!(status, 404, "{resp}");
+    assert_eq!(
+        resp["error"],
+        "no checkout for missing under the base directory"
+    );
+
+    let (status, resp) = app.deliver("push", &event("plain")).await;
+    assert_eq!(status, 403, "{resp}");
+    assert_eq!(resp["error"], "plain has not opted in (no .gitops marker)");
+
+    let (status, resp) = app.deliver("push", br#"{"ref":"refs/heads/main"}"#).await;
+    assert_eq!(
+        (status, resp["error"].as_str()),
+        (400, Some("repository name missing"))
+    );
+    assert!(sync_runs(&app.runs(FN).await).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_secret_the_function_refuses_everything() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .unset("GITHUB_WEBHOOK_SECRET")
+        .set("GITOPS_BASE_DIR", fx.base.display());
+    let app = TestApp::spawn(&setup).await;
+    let new = fx.push_commit("a", "b");
+    // Even a body signed with some key is refused: there is nothing to check it against.
+    let (status, resp) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 503);
+    assert_eq!(resp["error"], "webhook secret is not configured");
+    let (status, resp) = app
+        .deliver_with("push", &fx.push_event(&new), None, None)
+        .await;
+    assert_eq!(status, 503, "{resp}");
+
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(
+        status, 200,
+        "an unconfigured function does not make the gateway unready"
+    );
+    assert_eq!(
+        ready["checks"][FN],
+        "not configured: GITHUB_WEBHOOK_SECRET is not set"
+    );
+    let (_, functions) = app.get_json("/api/functions").await;
+    assert_eq!(functions[0]["name"], FN);
+    assert_eq!(functions[0]["configured"], false);
+    assert_eq!(functions[0]["reason"], "GITHUB_WEBHOOK_SECRET is not set");
+    assert_ne!(fx.deployed_head(), new);
+    app.stop().await;
+}
+
+async fn replays_are_recognised_across_restarts(backend: Backend) {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (setup, app) = app_for(&fx, backend).await;
+    let new = fx.push_commit("a", "1");
+    let body = fx.push_event(&new);
+    let sig = webhook_gitops::signature::sign(SECRET.as_bytes(), &body);
+
+    let (status, _) = app
+        .deliver_with("push", &body, Some(&sig), Some("d-1"))
+        .await;
+    assert_eq!(status, 202);
+    app.wait_runs(FN, "first sync", |r| synced_to(r, &new))
+        .await;
+
+    // Same delivery id (GitHub's "redeliver").
+    let (status, resp) = app
+        .deliver_with("push", &body, Some(&sig), Some("d-1"))
+        .await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("duplicate")));
+    // Same body under a new delivery id.
+    let (status, resp) = app
+        .deliver_with("push", &body, Some(&sig), Some("d-2"))
+        .await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("duplicate")));
+    app.stop().await;
+
+    // A new gateway on the same store still remembers.
+    let app = TestApp::spawn(&setup).await;
+    let (status, resp) = app
+        .deliver_with("push", &body, Some(&sig), Some("d-1"))
+        .await;
+    assert_eq!(
+        (status, resp["status"].as_str()),
+        (200, Some("duplicate")),
+        "after restart"
+    );
+    let runs = app.runs(FN).await;
+    assert_eq!(
+        sync_runs(&runs).len(),
+        1,
+        "exactly one sync for three deliveries: {runs:#?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replays_are_recognised_across_restarts_sqlite() {
+    replays_are_recognised_across_restarts(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn replays_are_recognised_across_restarts_postgres() {
+    replays_are_recognised_across_restarts(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn dirty_checkout_is_skipped_and_left_alone() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let before = fx.deployed_head();
+    std::fs::write(fx.checkout().join("README.md"), "local hotfix\n").expect("edit");
+    let new = fx.push_commit("a", "1");
+    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202);
+    let runs = app
+        .wait_runs(FN, "skipped sync", |r| {
+            sync_runs(r).iter().any(|s| s["outcome"] == "skipped")
+        })
+        .await;
+    assert_eq!(
+        sync_runs(&runs)[0]["summary"],
+        "infra: tracked files are modified, not syncing"
+    );
+    assert_eq!(fx.deployed_head(), before);
+    let text = std::fs::read_to_string(fx.checkout().join("README.md")).expect("read");
+    assert_eq!(text, "local hotfix\n", "local edits are never touched");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn diverged_checkout_fails_without_merging() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    std::fs::write(fx.checkout().join("local.txt"), "local commit\n").expect("write");
+    git(&fx.checkout(), &["add", "local.txt"]);
+    git(&fx.checkout(), &["commit", "--quiet", "-m", "local"]);
+    let local = fx.deployed_head();
+    let new = fx.push_commit("a", "1");
+    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202);
+    let runs = app
+        .wait_runs(FN, "failed sync", |r| {
+            sync_runs(r).iter().any(|s| s["outcome"] == "failure")
+        })
+        .await;
+    let summary = sync_runs(&runs)[0]["summary"]
+        .as_str()
+        .expect("summary")
+        .to_owned();
+    assert!(summary.contains("merge --ff-only"), "{summary}");
+    assert_eq!(fx.deployed_head(), local, "no merge commit was made");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn switches_to_the_branch_and_deletes_other_local_branches() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    git(&fx.checkout(), &["checkout", "--quiet", "-b", "experiment"]);
+    let new = fx.push_commit("a", "1");
+    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202);
+    let runs = app.wait_runs(FN, "sync", |r| synced_to(r, &new)).await;
+    assert!(
+        sync_runs(&runs)[0]["summary"]
+            .as_str()
+            .expect("summary")
+            .ends_with("; deleted branches experiment")
+    );
+    assert_eq!(
+        git(&fx.checkout(), &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "main"
+    );
+    assert_eq!(
+        git(&fx.checkout(), &["branch", "--format=%(refname:short)"]),
+        "main"
+    );
+    assert_eq!(fx.deployed_head(), new);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reload_hook_named_by_the_marker_runs_after_a_change() {
+    // The marker names a script in the repository; it records the SHAs it was given.
+    let fx = GitFixture::new("infra", "main", Some("# reload after sync\n./reload.sh\n"));
+    let script = fx.author.join("reload.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$GITOPS_OLD_SHA $GITOPS_NEW_SHA\" >> reloaded.log\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    git(&fx.author, &["add", "reload.sh"]);
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let old = fx.deployed_head();
+    let new = fx.push_commit("app.yaml", "v2\n");
+    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202);
+    let runs = app.wait_runs(FN, "sync", |r| synced_to(r, &new)).await;
+    let summary = sync_runs(&runs)[0]["summary"]
+        .as_str()
+        .expect("summary")
+        .to_owned();
+    assert!(summary.contains("reloaded with"), "{summary}");
+    let log = std::fs::read_to_string(fx.checkout().join("reloaded.log")).expect("hook ran");
+    assert_eq!(log, format!("{old} {new}\n"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reload_hook_from_config_wins_and_is_bounded_by_a_timeout() {
+    let fx = GitFixture::new("infra", "main", Some("./never-run.sh\n"));
+    let mut setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("GITOPS_RELOAD_TIMEOUT_SECS", 1);
+    let config = setup.data_dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[webhook_gitops.reload]\ninfra = [\"sleep\", \"30\"]\n",
+    )
+    .expect("toml");
+    setup.config_file = Some(config);
+    let app = TestApp::spawn(&setup).await;
+    let new = fx.push_commit("a", "1");
+    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202);
+    let runs = app
+        .wait_runs(FN, "failed reload", |r| {
+            sync_runs(r).iter().any(|s| s["outcome"] == "failure")
+        })
+        .await;
+    let summary = sync_runs(&runs)[0]["summary"]
+        .as_str()
+        .expect("summary")
+        .to_owned();
+    assert_eq!(summary, "`sleep 30` timed out after 1s");
+    assert_eq!(fx.deployed_head(), new, "the fast-forward itself happened");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_pushes_coalesces_into_two_syncs() {
+    // The hook keeps the first sync busy while the burst arrives.
+    let fx = GitFixture::new("infra", "main", Some("sleep 2\n"));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let new = fx.push_commit("a", "1");
+    let bodies: Vec<Vec<u8>> = (0..50)
+        .map(|i| {
+            serde_json::to_vec(&json!({
+                "ref": "refs/heads/main", "after": new, "n": i, "repository": {"name": "infra"}
+            }))
+            .expect("json")
+        })
+        .collect();
+    let (status, first) = app.deliver("push", &bodies[0]).await;
+    assert_eq!((status, first["coalesced"].as_bool()), (202, Some(false)));
+    let rest = futures::future::join_all(bodies[1..].iter().map(|b| app.deliver("push", b))).await;
+    for (status, body) in &rest {
+        assert_eq!(
+            (*status, body["coalesced"].as_bool()),
+            (202, Some(true)),
+            "{body}"
+        );
+    }
+    // Once the queue is idle no further sync can start without a new request, so the count is
+    // final.
+    let runs = app
+        .wait_runs(FN, "the sync queue to go idle", |r| {
+            sync_runs(r).len() >= 2 && app.gateway.ctx.tasks.is_empty()
+        })
+        .await;
+    assert_eq!(sync_runs(&runs).len(), 2, "50 pushes → 2 syncs: {runs:#?}");
+    assert_eq!(fx.deployed_head(), new);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn octokit_example_payloads_through_the_gateway() {
+    // Real payloads from @octokit/webhooks-examples; their repository is Hello-World and their
+    // pushes go to master.
+    let examples = webhook_gitops_examples();
+    let fx = GitFixture::new("Hello-World", "master", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let mut seen = std::collections::BTreeMap::<(String, u16, String), usize>::new();
+    for (event, payload) in &examples {
+        let body = serde_json::to_vec(payload).expect("json");
+        let (status, resp) = app.deliver(event, &body).await;
+        let word = resp["status"].as_str().unwrap_or("error").to_owned();
+        *seen.entry((event.clone(), status, word)).or_default() += 1;
+    }
+    let count = |e: &str, s: u16, w: &str| seen.get(&(e.into(), s, w.into())).copied().unwrap_or(0);
+    assert_eq!(count("ping", 200, "pong"), 4, "{seen:?}");
+    // Two distinct pushes to master: both accepted (distinct bodies are not replays).
+    assert_eq!(count("push", 202, "accepted"), 2, "{seen:?}");
+    assert_eq!(
+        count("push", 200, "ignored"),
+        5,
+        "tag pushes are ignored: {seen:?}"
+    );
+    assert_eq!(count("pull_request", 200, "ignored"), 29, "{seen:?}");
+    app.wait_runs(FN, "sync of Hello-World", |r| !sync_runs(r).is_empty())
+        .await;
+    app.stop().await;
+}
+
+/// (event, payload) for every push, ping and pull_request example of the npm package.
+fn webhook_gitops_examples() -> Vec<(String, serde_json::Value)> {
+    let dir = std::env::var("OCTOKIT_EXAMPLES_DIR").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../.test-deps/node_modules/@octokit/webhooks-examples"
+        )
+        .to_owned()
+    });
+    let index = std::path::Path::new(&dir).join("api.github.com/index.json");
+    let text = std::fs::read_to_string(&index).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}); `make test-deps` installs @octokit/webhooks-examples",
+            index.display()
+        )
+    });
+    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("index.json");
+    all.into_iter()
+        .filter_map(|e| {
+            let name = e["name"].as_str()?.to_owned();
+            ["push", "ping", "pull_request"]
+                .contains(&name.as_str())
+                .then(|| {
+                    e["examples"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |x| (name.clone(), x))
+                })
+        })
+        .flatten()
+        .collect()
+}

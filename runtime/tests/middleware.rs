@@ -1,0 +1,182 @@
+//! The shared middleware stack served over real HTTP: panics, timeouts, concurrency limits and
+//! oversized bodies all end in a JSON error with the request id, and each function invocation
+//! is recorded as a run.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::{get, post};
+use hub_runtime::http::{Limits, function_layers, standard_layers};
+use hub_runtime::store::RunQuery;
+use hub_runtime::{HubConfig, Runs, Source, Store, Trigger};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Served {
+    base: String,
+    runs: Runs,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve(max_concurrency: usize) -> Served {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let env = HashMap::from([("HUB_DATA_DIR".to_owned(), dir.path().display().to_string())]);
+    let hub = HubConfig::from_source(&Source::from_parts(None, env).expect("source")).expect("cfg");
+    let runs = Runs::new(Store::connect(&hub).await.expect("store"));
+    let function = Router::new()
+        .route("/panic", get(panicking))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route("/echo", post(|body: Bytes| async move { body }));
+    let router = function_layers(
+        function,
+        runs.clone(),
+        "demo",
+        Trigger::Http,
+        max_concurrency,
+    );
+    let app = standard_layers(
+        router,
+        Limits {
+            request_timeout: Duration::from_millis(300),
+            max_body_bytes: 1024,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Served {
+        base: format!("http://{addr}"),
+        runs,
+        _dir: dir,
+    }
+}
+
+async fn json(resp: reqwest::Response) -> (u16, String, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    (status, id, resp.json().await.expect("JSON error body"))
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_json_and_the_server_lives_on() {
+    let s = serve(8).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{}/panic", s.base))
+        .send()
+        .await
+        .expect("GET");
+    let (status, id, body) = json(resp).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body["error"], "internal error",
+        "no panic text leaks: {body}"
+    );
+    assert_eq!(body["request_id"], id.as_str());
+    let resp = client
+        .post(format!("{}/echo", s.base))
+        .body("still here")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.text().await.expect("text"), "still here");
+    let runs = s
+        .runs
+        .list(&RunQuery {
+            function: None,
+            limit: 10,
+        })
+        .await
+        .expect("runs");
+    assert!(
+        runs.iter()
+            .any(|r| r.outcome == "failure" && r.summary == "500 internal error"),
+        "{runs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_504() {
+    let s = serve(8).await;
+    let resp = reqwest::get(format!("{}/slow", s.base)).await.expect("GET");
+    let (status, _, body) = json(resp).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["error"], "request timed out");
+}
+
+#[tokio::test]
+async fn a_full_function_answers_429() {
+    let s = serve(1).await;
+    let client = reqwest::Client::new();
+    let busy = tokio::spawn({
+        let url = format!("{}/slow", s.base);
+        let client = client.clone();
+        async move { client.get(url).send().await.expect("GET").status().as_u16() }
+    });
+    // Wait until the slow request holds the only permit.
+    let mut status = 0;
+    for _ in 0..100 {
+        let resp = client
+            .post(format!("{}/echo", s.base))
+            .body("x")
+            .send()
+            .await
+            .expect("POST");
+        status = resp.status().as_u16();
+        if status == 429 {
+            assert_eq!(resp.headers()["retry-after"], "1");
+            let body: serde_json::Value = resp.json().await.expect("json");
+            assert_eq!(body["error"], "function is busy, retry later");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(status, 429);
+    assert_eq!(busy.await.expect("join"), 504);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_json_with_or_without_content_length() {
+    let s = serve(8).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/echo", s.base))
+        .body(vec![b'x'; 2048])
+        .send()
+        .await
+        .expect("POST");
+    let (status, _, body) = json(resp).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("request body too large"))
+    );
+
+    // Chunked, so the size is only known while reading.
+    let addr = s.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let chunk = "x".repeat(1500);
+    let req = format!(
+        "POST /echo HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    conn.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.expect("read");
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains(r#""error":"request body too large""#), "{raw}");
+}
+
+async fn panicking() -> &'static str {
+    panic!("handler bug")
+}
