@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -101,6 +103,9 @@ impl Store {
                     .filename(cfg.data_dir.join("hub.db"))
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
+                    // WAL + NORMAL survives a killed process; only an OS crash can lose the
+                    // last commits (run rows, replay keys), and it saves an fsync per request.
+                    .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)

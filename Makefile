@@ -1,0 +1,52 @@
+# Observability Hub — common tasks. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+OCTOKIT_EXAMPLES_VERSION := 7.6.1
+TEST_DEPS := .test-deps
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite store in ./var)
+	cargo run --release -p local-gateway --bin hub-gateway -- serve
+
+.PHONY: build
+build: ## Build release binaries
+	cargo build --release --workspace
+
+.PHONY: test-deps
+test-deps: ## Install and start what the tests need (PostgreSQL, git, npm fixtures)
+	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql; }; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+	@test -f $(TEST_DEPS)/node_modules/@octokit/webhooks-examples/package.json || \
+	  npm install --no-save --no-audit --no-fund --prefix $(TEST_DEPS) \
+	    @octokit/webhooks-examples@$(OCTOKIT_EXAMPLES_VERSION)
+
+.PHONY: test
+test: test-deps ## Run the whole test suite (installs/starts what it needs first)
+	cargo test --workspace --all-targets
+
+.PHONY: lint
+lint: ## Formatting and clippy, as CI runs them
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: lambda-deps
+lambda-deps: ## Install cargo-lambda and zig (from PyPI)
+	@{ command -v cargo-lambda >/dev/null && python3 -c 'import ziglang' 2>/dev/null; } || \
+	  pip install --quiet cargo-lambda ziglang
+
+.PHONY: lambda-build
+lambda-build: lambda-deps ## Package webhook-gitops for a Lambda-compatible runtime
+	cargo lambda build --release -p webhook-gitops
+
+.PHONY: bench
+bench: ## Gateway figures: cold start, RSS, signed webhook requests/s vs Debian's webhook
+	scripts/bench-gateway.sh
