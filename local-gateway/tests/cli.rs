@@ -82,18 +82,7 @@ async fn invoke_syncs_once_and_records_a_cli_run() {
     );
     assert_eq!(fx.deployed_head(), new);
 
-    let gateway = local_gateway::Gateway::new(setup.source())
-        .await
-        .expect("open store");
-    let runs = gateway
-        .ctx
-        .runs
-        .list(&hub_runtime::store::RunQuery {
-            function: None,
-            limit: 10,
-        })
-        .await
-        .expect("runs");
+    let runs = common::stored_runs(&setup).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(
         (runs[0].trigger.as_str(), runs[0].outcome.as_str()),
@@ -265,18 +254,7 @@ async fn sigterm_finishes_running_syncs_then_exits_zero() {
         "the running sync was finished, not cut off"
     );
 
-    let gateway = local_gateway::Gateway::new(setup.source())
-        .await
-        .expect("open store");
-    let runs = gateway
-        .ctx
-        .runs
-        .list(&hub_runtime::store::RunQuery {
-            function: None,
-            limit: 10,
-        })
-        .await
-        .expect("runs");
+    let runs = common::stored_runs(&setup).await;
     let sync = runs
         .iter()
         .find(|r| r.summary.starts_with("infra:"))

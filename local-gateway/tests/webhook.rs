@@ -1,6 +1,7 @@
 //! webhook-gitops end to end: signed deliveries over HTTP to a running gateway, real git
 //! repositories, assertions on the deploy checkout's HEAD and on the recorded runs.
 
+#[macro_use]
 mod common;
 
 use common::{Backend, GitFixture, SECRET, Setup, TestApp, git, sync_runs};
@@ -55,15 +56,7 @@ async fn push_to_main_fast_forwards_the_checkout(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn push_to_main_fast_forwards_the_checkout_sqlite() {
-    push_to_main_fast_forwards_the_checkout(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn push_to_main_fast_forwards_the_checkout_postgres() {
-    push_to_main_fast_forwards_the_checkout(Backend::Postgres).await;
-}
+on_both_backends!(push_to_main_fast_forwards_the_checkout);
 
 #[tokio::test]
 async fn merged_pull_request_syncs_and_unmerged_is_ignored() {
@@ -289,15 +282,7 @@ async fn replays_are_recognised_across_restarts(backend: Backend) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn replays_are_recognised_across_restarts_sqlite() {
-    replays_are_recognised_across_restarts(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn replays_are_recognised_across_restarts_postgres() {
-    replays_are_recognised_across_restarts(Backend::Postgres).await;
-}
+on_both_backends!(replays_are_recognised_across_restarts);
 
 #[tokio::test]
 async fn dirty_checkout_is_skipped_and_left_alone() {
@@ -306,17 +291,9 @@ async fn dirty_checkout_is_skipped_and_left_alone() {
     let before = fx.deployed_head();
     std::fs::write(fx.checkout().join("README.md"), "local hotfix\n").expect("edit");
     let new = fx.push_commit("a", "1");
-    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
-    assert_eq!(status, 202);
-    let runs = app
-        .wait_runs(FN, "skipped sync", |r| {
-            sync_runs(r).iter().any(|s| s["outcome"] == "skipped")
-        })
-        .await;
-    assert_eq!(
-        sync_runs(&runs)[0]["summary"],
-        "infra: tracked files are modified, not syncing"
-    );
+    app.push(&fx, &new).await;
+    let summary = app.wait_sync("skipped").await;
+    assert_eq!(summary, "infra: tracked files are modified, not syncing");
     assert_eq!(fx.deployed_head(), before);
     let text = std::fs::read_to_string(fx.checkout().join("README.md")).expect("read");
     assert_eq!(text, "local hotfix\n", "local edits are never touched");
@@ -332,17 +309,8 @@ async fn diverged_checkout_fails_without_merging() {
     git(&fx.checkout(), &["commit", "--quiet", "-m", "local"]);
     let local = fx.deployed_head();
     let new = fx.push_commit("a", "1");
-    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
-    assert_eq!(status, 202);
-    let runs = app
-        .wait_runs(FN, "failed sync", |r| {
-            sync_runs(r).iter().any(|s| s["outcome"] == "failure")
-        })
-        .await;
-    let summary = sync_runs(&runs)[0]["summary"]
-        .as_str()
-        .expect("summary")
-        .to_owned();
+    app.push(&fx, &new).await;
+    let summary = app.wait_sync("failure").await;
     assert!(summary.contains("merge --ff-only"), "{summary}");
     assert_eq!(fx.deployed_head(), local, "no merge commit was made");
     app.stop().await;
@@ -419,17 +387,8 @@ async fn reload_hook_from_config_wins_and_is_bounded_by_a_timeout() {
     setup.config_file = Some(config);
     let app = TestApp::spawn(&setup).await;
     let new = fx.push_commit("a", "1");
-    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
-    assert_eq!(status, 202);
-    let runs = app
-        .wait_runs(FN, "failed reload", |r| {
-            sync_runs(r).iter().any(|s| s["outcome"] == "failure")
-        })
-        .await;
-    let summary = sync_runs(&runs)[0]["summary"]
-        .as_str()
-        .expect("summary")
-        .to_owned();
+    app.push(&fx, &new).await;
+    let summary = app.wait_sync("failure").await;
     assert_eq!(summary, "`sleep 30` timed out after 1s");
     assert_eq!(fx.deployed_head(), new, "the fast-forward itself happened");
     app.stop().await;

@@ -15,6 +15,24 @@ use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "test-webhook-secret";
 
+/// Runs the async test fn `$name(backend)` once on each store, as `$name::sqlite` and
+/// `$name::postgres`.
+#[allow(unused_macros)] // only some test binaries compare the stores
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::common::Backend::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// Which store a test gateway uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -139,6 +157,20 @@ impl Setup {
     }
 }
 
+/// The runs stored for `setup`, newest first, read by opening the store like a gateway does.
+pub async fn stored_runs(setup: &Setup) -> Vec<hub_runtime::store::RunRow> {
+    let gateway = Gateway::new(setup.source()).await.expect("open store");
+    gateway
+        .ctx
+        .runs
+        .list(&hub_runtime::store::RunQuery {
+            function: None,
+            limit: 100,
+        })
+        .await
+        .expect("list runs")
+}
+
 /// A gateway serving on 127.0.0.1:<free port> inside the test process.
 #[derive(Debug)]
 pub struct TestApp {
@@ -252,6 +284,28 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Waits for a sync run of webhook-gitops ending in `outcome`; returns its summary.
+    pub async fn wait_sync(&self, outcome: &str) -> String {
+        let runs = self
+            .wait_runs(
+                webhook_gitops::NAME,
+                &format!("a sync with outcome {outcome}"),
+                |r| sync_runs(r).iter().any(|s| s["outcome"] == outcome),
+            )
+            .await;
+        let run = sync_runs(&runs)
+            .into_iter()
+            .find(|s| s["outcome"] == outcome)
+            .expect("found above");
+        run["summary"].as_str().expect("summary").to_owned()
+    }
+
+    /// Delivers a signed push of `sha` for `fx` and checks it was accepted.
+    pub async fn push(&self, fx: &GitFixture, sha: &str) {
+        let (status, body) = self.deliver("push", &fx.push_event(sha)).await;
+        assert_eq!(status, 202, "{body}");
     }
 
     /// Stops serving and waits for background work, like SIGTERM does.
