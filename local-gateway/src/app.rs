@@ -2,6 +2,7 @@
 //! shutdown.
 
 use crate::pages;
+use crate::scheduler::{self, Plan, Scheduler};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,6 +35,8 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("cannot start the scheduler: {0}")]
+    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 
 /// Settings of the gateway process itself.
@@ -46,6 +49,9 @@ pub struct GatewayConfig {
     pub port: u16,
     /// `HUB_SHUTDOWN_GRACE_SECS` (default 30): how long shutdown waits for background work.
     pub shutdown_grace: Duration,
+    /// `HUB_CATCHUP_DELAY_SECS` (default 5): pause between start and a catch-up run, so a
+    /// gateway in a restart loop does not hammer its dependencies.
+    pub catch_up_delay: Duration,
 }
 
 impl GatewayConfig {
@@ -57,6 +63,11 @@ impl GatewayConfig {
                 "gateway.shutdown_grace_secs",
                 "HUB_SHUTDOWN_GRACE_SECS",
                 30,
+            )?,
+            catch_up_delay: src.seconds_or(
+                "gateway.catch_up_delay_secs",
+                "HUB_CATCHUP_DELAY_SECS",
+                5,
             )?,
         })
     }
@@ -79,6 +90,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     pub ctx: Context,
     pub functions: Arc<Vec<Arc<dyn Function>>>,
+    /// Effective schedules (after overrides), validated at start.
+    pub plans: Arc<Vec<Plan>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -96,15 +109,25 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Loads config, opens (and migrates) the store and builds every function.
     pub async fn new(source: Source) -> Result<Self, StartError> {
+        Self::with_functions(source, functions).await
+    }
+
+    /// Like [`Gateway::new`] with another list of functions (tests, embedding).
+    pub async fn with_functions(
+        source: Source,
+        build: impl FnOnce(&Context) -> Result<Vec<Arc<dyn Function>>, ConfigError>,
+    ) -> Result<Self, StartError> {
         let config = GatewayConfig::from_source(&source)?;
         let hub = HubConfig::from_source(&source)?;
         let store = hub_runtime::Store::connect(&hub).await?;
         let ctx = Context::new(source, hub, store, Trigger::Http);
-        let functions = Arc::new(functions(&ctx)?);
+        let functions = build(&ctx)?;
+        let plans = scheduler::plans(&ctx.source, &functions)?;
         Ok(Self {
             config,
             ctx,
-            functions,
+            functions: Arc::new(functions),
+            plans: Arc::new(plans),
         })
     }
 
@@ -123,6 +146,7 @@ impl Gateway {
             .route("/", get(pages::index))
             .route("/api/functions", get(api_functions))
             .route("/api/runs", get(api_runs))
+            .route("/metrics", get(metrics))
             .fallback(not_found)
             .with_state(self.clone());
         for f in self.functions.iter() {
@@ -140,6 +164,7 @@ impl Gateway {
                 request_timeout: hub.request_timeout,
                 max_body_bytes: hub.max_body_bytes,
             },
+            self.ctx.runs.metrics().clone(),
         )
     }
 
@@ -151,11 +176,27 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let addr = listener.local_addr().map_err(StartError::Serve)?;
+        let scheduler = if self.plans.is_empty() {
+            None
+        } else {
+            Some(
+                Scheduler::start(
+                    &self.ctx,
+                    &self.functions,
+                    &self.plans,
+                    self.config.catch_up_delay,
+                )
+                .await?,
+            )
+        };
         tracing::info!(%addr, version = VERSION, store = self.ctx.store.backend(), "hub-gateway listening");
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(StartError::Serve)?;
+        if let Some(s) = scheduler {
+            s.shutdown(self.config.shutdown_grace).await;
+        }
         let tasks = &self.ctx.tasks;
         tasks.close();
         if !tasks.is_empty() {
@@ -220,7 +261,9 @@ async fn not_found() -> Response {
 pub struct FunctionInfo {
     pub name: &'static str,
     pub routes: Vec<hub_runtime::RouteInfo>,
+    /// Effective cron schedule (after overrides); `null` when none or `off`.
     pub schedule: Option<String>,
+    pub next_due: Option<chrono::DateTime<chrono::Utc>>,
     pub configured: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -232,10 +275,12 @@ impl Gateway {
             .iter()
             .map(|f| {
                 let configured = f.configured();
+                let plan = self.plans.iter().find(|p| p.function == f.name());
                 FunctionInfo {
                     name: f.name(),
                     routes: f.routes(),
-                    schedule: f.schedule().map(str::to_owned),
+                    schedule: plan.map(|p| p.expr.clone()),
+                    next_due: plan.and_then(|p| scheduler::next_due(p, chrono::Utc::now())),
                     configured: configured.is_ok(),
                     reason: configured.err(),
                 }
@@ -322,7 +367,21 @@ const MAX_RUNS_LIMIT: i64 = 500;
 #[derive(Debug, Deserialize)]
 struct RunsParams {
     function: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
     limit: Option<String>,
+    offset: Option<String>,
+}
+
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.ctx.runs.metrics().encode(),
+    )
+        .into_response()
 }
 
 async fn api_runs(State(gw): State<Gateway>, Query(params): Query<RunsParams>) -> Response {
@@ -336,9 +395,41 @@ async fn api_runs(State(gw): State<Gateway>, Query(params): Query<RunsParams>) -
             );
         }
     };
+    let offset = match params.offset.as_deref().map(str::parse::<i64>) {
+        None => 0,
+        Some(Ok(n)) if n >= 0 => n,
+        Some(_) => {
+            return error_response(StatusCode::BAD_REQUEST, "offset must be a whole number ≥ 0");
+        }
+    };
+    let since = match params.since.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "since must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
+                );
+            }
+        },
+    };
+    const OUTCOMES: [&str; 5] = ["success", "rejected", "failure", "skipped", "interrupted"];
+    let outcome = params.outcome.filter(|o| !o.is_empty());
+    if let Some(o) = &outcome {
+        if !OUTCOMES.contains(&o.as_str()) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("outcome must be one of {}", OUTCOMES.join(", ")),
+            );
+        }
+    }
     let query = RunQuery {
         function: params.function.filter(|f| !f.is_empty()),
+        outcome,
+        since,
         limit,
+        offset,
     };
     match gw.ctx.runs.list(&query).await {
         Ok(runs) => Json(runs).into_response(),

@@ -6,7 +6,9 @@
 //! **Routes:** each function's own routes (see `GET /api/functions`), plus
 //! `GET /healthz` (liveness), `GET /readyz` (every configured dependency answers, else 503
 //! naming the failing one), `GET /api/health` (seed-compatible), `GET /` (a short page),
-//! `GET /api/functions`, `GET /api/runs?function=NAME&limit=N`.
+//! `GET /api/functions`, `GET /api/runs?function=&outcome=&since=&limit=&offset=`,
+//! `GET /metrics` (Prometheus). Functions with a schedule also run on the cron scheduler
+//! (see [`scheduler`]).
 //!
 //! **Environment:** `HUB_BIND` (127.0.0.1), `PORT` (8085), `HUB_CONFIG` (`./hub.toml`),
 //! `HUB_DATA_DIR` (`./var`), `DATABASE_URL` (embedded SQLite when unset),
@@ -18,5 +20,6 @@
 pub mod app;
 pub mod cli;
 pub mod pages;
+pub mod scheduler;
 
 pub use app::{Gateway, GatewayConfig, StartError};

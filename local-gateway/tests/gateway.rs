@@ -222,6 +222,7 @@ async fn functions_are_listed_with_routes_and_state() {
             "name": "webhook-gitops",
             "routes": [{"method": "POST", "path": "/api/webhook/gitops"}],
             "schedule": null,
+            "next_due": null,
             "configured": true,
         }])
     );

@@ -6,6 +6,7 @@
 //! full) and the run recorder.
 
 use crate::error::{RunSummary, error_response, scope_request_id};
+use crate::metrics::Metrics;
 use crate::runs::{Outcome, Runs, Trigger};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -29,7 +30,7 @@ pub struct Limits {
 }
 
 /// Wraps `router` in the shared middleware stack.
-pub fn standard_layers(router: Router, limits: Limits) -> Router {
+pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Router {
     let timeout = limits.request_timeout;
     let max_body = limits.max_body_bytes;
     router
@@ -44,13 +45,16 @@ pub fn standard_layers(router: Router, limits: Limits) -> Router {
             timeout_request(timeout, req, next)
         }))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            count_request(metrics.clone(), req, next)
+        }))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req
                 .extensions()
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str)
                 .unwrap_or("unmatched");
-            tracing::info_span!(
+            let span = tracing::info_span!(
                 "http",
                 method = %req.method(),
                 route,
@@ -59,9 +63,22 @@ pub fn standard_layers(router: Router, limits: Limits) -> Router {
                     .get(&REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or(""),
-            )
+            );
+            crate::telemetry::continue_trace(&span, req.headers());
+            span
         }))
         .layer(middleware::from_fn(request_id))
+}
+
+async fn count_request(metrics: Metrics, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    metrics.http_request(&route, resp.status().as_u16());
+    resp
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
@@ -178,7 +195,9 @@ struct RunCtx {
 async fn record_run(State(ctx): State<RunCtx>, req: Request, next: Next) -> Response {
     let started = chrono::Utc::now();
     let clock = Instant::now();
+    let in_flight = ctx.runs.metrics().in_flight(ctx.function);
     let resp = next.run(req).await;
+    drop(in_flight);
     let status = resp.status();
     let outcome = if status.is_success() {
         Outcome::Success

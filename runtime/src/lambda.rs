@@ -27,6 +27,7 @@ where
     let max_concurrency = hub.max_concurrency;
     let ctx = Context::new(source, hub, store, Trigger::Lambda);
     let runs = ctx.runs.clone();
+    let runs_metrics = runs.metrics().clone();
     let function = build(ctx)?;
     if let Err(reason) = function.configured() {
         tracing::warn!(function = function.name(), %reason, "function is not configured");
@@ -38,7 +39,7 @@ where
         Trigger::Lambda,
         max_concurrency,
     );
-    Ok(standard_layers(router, limits))
+    Ok(standard_layers(router, limits, runs_metrics))
 }
 
 /// Entry point for a function's Lambda binary.

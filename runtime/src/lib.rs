@@ -6,6 +6,7 @@
 //! - [`error`]: JSON error bodies `{"error", "request_id"}`; detail goes to the log only.
 //! - [`http`]: the middleware stack shared by the gateway and Lambda, and run recording.
 //! - [`runs`] / [`store`]: run history and replay keys in PostgreSQL or embedded SQLite.
+//! - [`metrics`]: Prometheus counters for runs, HTTP requests and scheduler skips.
 //! - [`telemetry`]: JSON logs on stdout, OTLP traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! - [`lambda`]: serve one function's Router with `lambda_http`.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod function;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod runs;
 pub mod store;
 pub mod telemetry;

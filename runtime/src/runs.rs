@@ -1,6 +1,7 @@
 //! Run history: every invocation of a function is a run with an id, trigger, start, duration,
 //! outcome and a short summary, stored and traced.
 
+use crate::metrics::Metrics;
 use crate::store::{RunQuery, RunRow, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -92,11 +93,19 @@ const MAX_SUMMARY: usize = 500;
 #[derive(Debug, Clone)]
 pub struct Runs {
     store: Store,
+    metrics: Metrics,
 }
 
 impl Runs {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Store {
@@ -142,6 +151,12 @@ impl Runs {
             summary = %row.summary,
             "run finished"
         );
+        self.metrics.run_finished(
+            function,
+            outcome.as_str(),
+            elapsed.as_secs_f64(),
+            outcome == Outcome::Success,
+        );
         if let Err(e) = self.store.insert_run(&row).await {
             tracing::error!(run_id = %row.id, error = %e, "cannot record run");
         }
@@ -158,7 +173,9 @@ impl Runs {
         let span = tracing::info_span!("run", function, trigger = trigger.as_str());
         let started_at = Utc::now();
         let clock = Instant::now();
-        let result = work.instrument(span).await;
+        let in_flight = self.metrics.in_flight(function);
+        let result = work.instrument(span.clone()).await;
+        drop(in_flight);
         let (outcome, summary) = match &result {
             Ok(report) => (report.outcome, report.summary.clone()),
             Err(e) => (Outcome::Failure, e.to_string()),

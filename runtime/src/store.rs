@@ -57,6 +57,50 @@ macro_rules! on_pool {
     };
 }
 
+/// A held run lock; see [`Store::try_run_lock`].
+#[derive(Debug)]
+pub struct RunLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    key: i64,
+}
+
+impl RunLock {
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let res = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.key)
+                .execute(&mut *conn)
+                .await;
+            if let Err(e) = res {
+                // Closing the connection releases the lock too.
+                tracing::warn!(error = %e, "cannot release run lock; closing its connection");
+                let _ = conn.detach();
+            }
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Not released (a panic, a cancelled task): close the session rather than return a
+        // connection that still holds the lock to the pool.
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+/// A stable 64-bit advisory lock key per function name (FNV-1a: std's hasher is not stable
+/// across releases, and every replica must agree).
+fn advisory_key(function: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"hub-run:".iter().chain(function.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
 /// One stored run, as returned by `/api/runs`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RunRow {
@@ -69,11 +113,15 @@ pub struct RunRow {
     pub summary: String,
 }
 
-/// Which runs to list.
+/// Which runs to list: filters, then a page of `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
     pub function: Option<String>,
+    pub outcome: Option<String>,
+    /// Only runs started at or after this instant.
+    pub since: Option<DateTime<Utc>>,
     pub limit: i64,
+    pub offset: i64,
 }
 
 impl Store {
@@ -168,14 +216,75 @@ impl Store {
     /// Runs newest first.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<RunRow>, StoreError> {
         const SQL: &str = "SELECT id, function, trigger, started_at, duration_ms, outcome, summary \
-            FROM hub_runs WHERE (CAST($1 AS TEXT) IS NULL OR function = $1) \
-            ORDER BY started_at DESC, id DESC LIMIT $2";
+            FROM hub_runs WHERE ($1 IS NULL OR function = $1) \
+            AND ($2 IS NULL OR outcome = $2) AND ($3 IS NULL OR started_at >= $3) \
+            ORDER BY started_at DESC, id DESC LIMIT $4 OFFSET $5";
         let rows = on_pool!(self, |p| sqlx::query_as::<_, RunRow>(SQL)
             .bind(q.function.as_deref())
+            .bind(q.outcome.as_deref())
+            .bind(q.since)
             .bind(q.limit)
+            .bind(q.offset)
             .fetch_all(p)
             .await)?;
         Ok(rows)
+    }
+
+    /// Start of the latest run of `function` with `trigger`, if any.
+    pub async fn last_run_started(
+        &self,
+        function: &str,
+        trigger: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        const SQL: &str = "SELECT started_at FROM hub_runs WHERE function = $1 AND trigger = $2 \
+            ORDER BY started_at DESC LIMIT 1";
+        let row: Option<(DateTime<Utc>,)> = on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(function)
+            .bind(trigger)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Claims the scheduled `tick` of `function` for `node`; `true` for exactly one claimant.
+    pub async fn claim_tick(
+        &self,
+        function: &str,
+        tick: DateTime<Utc>,
+        node: &str,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "INSERT INTO hub_schedule_ticks (function, tick, node, claimed_at) \
+            VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(function)
+            .bind(tick)
+            .bind(node)
+            .bind(Utc::now())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Takes the cluster-wide "running" lock of `function` if it is free. With PostgreSQL this
+    /// is a session advisory lock, released when the guard is released or its connection dies
+    /// with the process; the embedded store is single-node, so the caller's own flag suffices.
+    pub async fn try_run_lock(&self, function: &str) -> Result<Option<RunLock>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(Some(RunLock { conn: None, key: 0 })),
+            Store::Postgres(p) => {
+                let key = advisory_key(function);
+                let mut conn = p.acquire().await?;
+                let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(got.then_some(RunLock {
+                    conn: Some(conn),
+                    key,
+                }))
+            }
+        }
     }
 
     /// Remembers every key of `keys` under `scope`. Returns `true` only if none had been seen:

@@ -32,6 +32,30 @@ impl Drop for Telemetry {
     }
 }
 
+/// Reads W3C `traceparent`/`tracestate` from incoming headers.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` a child of the trace named by the request's `traceparent`, if any, so a trace
+/// started by a caller (Grafana, a load balancer, another service) continues through the hub.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+}
+
 /// Where log lines go: stdout for services (journald), stderr for CLI commands whose stdout is
 /// their result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +103,9 @@ pub fn init(service: &'static str, output: LogOutput) -> Telemetry {
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
 
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     // A second init (tests building several apps in one process) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -46,6 +46,7 @@ async fn serve(max_concurrency: usize) -> Served {
             request_timeout: Duration::from_millis(300),
             max_body_bytes: 1024,
         },
+        runs.metrics().clone(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -95,8 +96,8 @@ async fn a_panicking_handler_answers_500_json_and_the_server_lives_on() {
     let runs = s
         .runs
         .list(&RunQuery {
-            function: None,
             limit: 10,
+            ..Default::default()
         })
         .await
         .expect("runs");

@@ -146,6 +146,7 @@ async fn lambda_binary_answers_api_gateway_v2_events_like_the_router() {
         .list_runs(&RunQuery {
             function: Some(webhook_gitops::NAME.to_owned()),
             limit: 100,
+            ..Default::default()
         })
         .await
         .expect("list runs recorded by the Lambda binary");
@@ -399,6 +400,7 @@ async fn gateway_router(dirs: &Dirs) -> Router {
     let runs = ctx.runs.clone();
     let function = WebhookGitops::from_context(ctx).expect("webhook-gitops config");
     assert_eq!(function.configured(), Ok(()), "secret is set");
+    let metrics = runs.metrics().clone();
     let router = function_layers(
         function.router(),
         runs,
@@ -406,7 +408,7 @@ async fn gateway_router(dirs: &Dirs) -> Router {
         Trigger::Http,
         max_concurrency,
     );
-    standard_layers(router, limits)
+    standard_layers(router, limits, metrics)
 }
 
 // ---------------------------------------------------------------------------------------------

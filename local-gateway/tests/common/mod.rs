@@ -164,8 +164,8 @@ pub async fn stored_runs(setup: &Setup) -> Vec<hub_runtime::store::RunRow> {
         .ctx
         .runs
         .list(&hub_runtime::store::RunQuery {
-            function: None,
             limit: 100,
+            ..Default::default()
         })
         .await
         .expect("list runs")
@@ -183,7 +183,21 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(setup: &Setup) -> Self {
-        let gateway = Gateway::new(setup.source()).await.expect("gateway starts");
+        Self::serve(Gateway::new(setup.source()).await.expect("gateway starts")).await
+    }
+
+    /// A gateway with other functions than the shipped ones.
+    pub async fn spawn_with(
+        setup: &Setup,
+        functions: Vec<std::sync::Arc<dyn hub_runtime::Function>>,
+    ) -> Self {
+        let gateway = Gateway::with_functions(setup.source(), |_| Ok(functions))
+            .await
+            .expect("gateway starts");
+        Self::serve(gateway).await
+    }
+
+    async fn serve(gateway: Gateway) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
