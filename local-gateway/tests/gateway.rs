@@ -228,3 +228,63 @@ async fn functions_are_listed_with_routes_and_state() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn runs_filter_by_outcome_and_time_and_page() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    let runs = &app.gateway.ctx.runs;
+    let now = chrono::Utc::now();
+    for n in 0..6_i64 {
+        let outcome = if n % 2 == 0 {
+            hub_runtime::Outcome::Success
+        } else {
+            hub_runtime::Outcome::Failure
+        };
+        runs.record(
+            "webhook-gitops",
+            hub_runtime::Trigger::Cli,
+            now - chrono::Duration::minutes(60 - n * 10),
+            std::time::Duration::from_millis(5),
+            outcome,
+            &format!("run {n}"),
+        )
+        .await;
+    }
+    let summaries = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|r| r["summary"].as_str().expect("summary").to_owned())
+            .collect()
+    };
+    let (_, v) = app.get_json("/api/runs?outcome=failure").await;
+    assert_eq!(summaries(&v), ["run 5", "run 3", "run 1"]);
+    let since =
+        (now - chrono::Duration::minutes(25)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, v) = app.get_json(&format!("/api/runs?since={since}")).await;
+    assert_eq!(summaries(&v), ["run 5", "run 4", "run 3"]);
+    let (_, v) = app.get_json("/api/runs?limit=2&offset=2").await;
+    assert_eq!(summaries(&v), ["run 3", "run 2"]);
+    let (_, v) = app.get_json("/api/runs?limit=2&offset=6").await;
+    assert_eq!(v, serde_json::json!([]));
+    for (query, error) in [
+        (
+            "outcome=great",
+            "outcome must be one of success, rejected, failure, skipped, interrupted",
+        ),
+        (
+            "since=yesterday",
+            "since must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
+        ),
+        ("offset=-1", "offset must be a whole number ≥ 0"),
+    ] {
+        let (status, body) = app.get_json(&format!("/api/runs?{query}")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{query}"
+        );
+    }
+    app.stop().await;
+}

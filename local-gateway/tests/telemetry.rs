@@ -6,7 +6,7 @@ mod common;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{Backend, Setup};
+use common::{Backend, GitFixture, SECRET, Setup};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
@@ -56,9 +56,12 @@ fn string_attr(
 }
 
 #[tokio::test]
-async fn request_spans_reach_an_otlp_receiver() {
+async fn traces_continue_through_runs_and_steps_to_an_otlp_receiver() {
     let (endpoint, received) = receiver().await;
-    let setup = Setup::new(Backend::Sqlite).await;
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_hub-gateway"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -81,14 +84,25 @@ async fn request_spans_reach_an_otlp_receiver() {
     };
     std::thread::spawn(move || for _ in lines {});
 
+    // A signed push carrying a W3C traceparent from an upstream caller.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_id = "00f067aa0ba902b7";
+    let new = fx.push_commit("app.yaml", "v2");
+    let body = fx.push_event(&new);
     let resp = reqwest::Client::new()
         .post(format!("http://{addr}/api/webhook/gitops"))
         .header("x-request-id", "trace-me-1")
-        .body("{}")
+        .header("x-github-event", "push")
+        .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+        .header(
+            "x-hub-signature-256",
+            webhook_gitops::signature::sign(SECRET.as_bytes(), &body),
+        )
+        .body(body)
         .send()
         .await
         .expect("POST");
-    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.status(), 202);
 
     // Shutdown flushes the batch exporter.
     assert!(
@@ -104,30 +118,74 @@ async fn request_spans_reach_an_otlp_receiver() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    assert_eq!(fx.deployed_head(), new);
+
     let batches = received.lock().expect("lock").clone();
     assert!(!batches.is_empty(), "no OTLP export arrived");
-    let mut found = false;
+    let mut spans = Vec::new();
     for rs in batches.iter().flat_map(|b| &b.resource_spans) {
         let resource = rs.resource.as_ref().expect("resource");
         assert_eq!(
             string_attr(&resource.attributes, "service.name").as_deref(),
             Some("hub-gateway")
         );
-        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-            if span.name == "http"
-                && string_attr(&span.attributes, "route").as_deref() == Some("/api/webhook/gitops")
-            {
-                assert_eq!(
-                    string_attr(&span.attributes, "request_id").as_deref(),
-                    Some("trace-me-1")
-                );
-                assert_eq!(
-                    string_attr(&span.attributes, "method").as_deref(),
-                    Some("POST")
-                );
-                found = true;
-            }
-        }
+        spans.extend(rs.scope_spans.iter().flat_map(|s| s.spans.clone()));
     }
-    assert!(found, "no http span for the webhook route in {batches:#?}");
+    let trace = hex::decode(trace_id).expect("hex");
+    let in_trace: Vec<_> = spans.iter().filter(|s| s.trace_id == trace).collect();
+    let names: Vec<_> = in_trace.iter().map(|s| s.name.as_str()).collect();
+
+    let http = in_trace
+        .iter()
+        .find(|s| s.name == "http")
+        .unwrap_or_else(|| panic!("http span continues the caller's trace; in trace: {names:?}"));
+    assert_eq!(http.parent_span_id, hex::decode(parent_id).expect("hex"));
+    assert_eq!(
+        string_attr(&http.attributes, "route").as_deref(),
+        Some("/api/webhook/gitops")
+    );
+    assert_eq!(
+        string_attr(&http.attributes, "request_id").as_deref(),
+        Some("trace-me-1")
+    );
+
+    let runs: Vec<_> = in_trace.iter().filter(|s| s.name == "run").collect();
+    assert_eq!(
+        runs.len(),
+        2,
+        "the delivery and the sync it started: {names:?}"
+    );
+    for run in &runs {
+        assert_eq!(
+            string_attr(&run.attributes, "function").as_deref(),
+            Some("webhook-gitops")
+        );
+        assert_eq!(
+            string_attr(&run.attributes, "trigger").as_deref(),
+            Some("http")
+        );
+        assert_eq!(
+            string_attr(&run.attributes, "outcome").as_deref(),
+            Some("success")
+        );
+    }
+    let delivery = runs
+        .iter()
+        .find(|r| r.parent_span_id == http.span_id)
+        .expect("the delivery's run is a child of the request span");
+    let sync = runs
+        .iter()
+        .find(|r| r.span_id != delivery.span_id)
+        .expect("sync run");
+    let steps: Vec<_> = in_trace
+        .iter()
+        .filter(|s| s.name == "step" && s.parent_span_id == sync.span_id)
+        .filter_map(|s| string_attr(&s.attributes, "command"))
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .any(|c| c.ends_with("merge --ff-only --quiet FETCH_HEAD")),
+        "git steps are children of the sync run: {steps:?}"
+    );
 }

@@ -196,7 +196,8 @@ async fn record_run(State(ctx): State<RunCtx>, req: Request, next: Next) -> Resp
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let in_flight = ctx.runs.metrics().in_flight(ctx.function);
-    let resp = next.run(req).await;
+    let span = crate::runs::run_span(ctx.function, ctx.trigger);
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     drop(in_flight);
     let status = resp.status();
     let outcome = if status.is_success() {
@@ -211,6 +212,7 @@ async fn record_run(State(ctx): State<RunCtx>, req: Request, next: Next) -> Resp
         .get::<RunSummary>()
         .map(|s| s.0.clone())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
+    span.record("outcome", outcome.as_str());
     ctx.runs
         .record(
             ctx.function,

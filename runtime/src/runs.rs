@@ -86,6 +86,18 @@ impl Report {
     }
 }
 
+/// The span of one run: a child of whatever span is current (the HTTP request, or nothing for
+/// a scheduled tick), with the outcome recorded when the run ends. Its children are the run's
+/// steps.
+pub fn run_span(function: &str, trigger: Trigger) -> tracing::Span {
+    tracing::info_span!(
+        "run",
+        function,
+        trigger = trigger.as_str(),
+        outcome = tracing::field::Empty
+    )
+}
+
 /// Longest summary kept; summaries are for people scanning a table, not for logs.
 const MAX_SUMMARY: usize = 500;
 
@@ -170,7 +182,7 @@ impl Runs {
         E: fmt::Display,
     {
         use tracing::Instrument;
-        let span = tracing::info_span!("run", function, trigger = trigger.as_str());
+        let span = run_span(function, trigger);
         let started_at = Utc::now();
         let clock = Instant::now();
         let in_flight = self.metrics.in_flight(function);
@@ -180,6 +192,7 @@ impl Runs {
             Ok(report) => (report.outcome, report.summary.clone()),
             Err(e) => (Outcome::Failure, e.to_string()),
         };
+        span.record("outcome", outcome.as_str());
         self.record(
             function,
             trigger,

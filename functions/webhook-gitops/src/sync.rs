@@ -82,7 +82,13 @@ async fn run(
             program: program.display().to_string(),
             source,
         })?;
-    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    // Each command is a step span under the run's span.
+    let step = tracing::info_span!("step", command = %command);
+    let waited = tracing::Instrument::instrument(
+        tokio::time::timeout(timeout, child.wait_with_output()),
+        step,
+    );
+    let out = match waited.await {
         Ok(res) => res.map_err(|source| SyncError::Spawn {
             program: program.display().to_string(),
             source,
@@ -265,8 +271,11 @@ impl SyncQueue {
         drop(running);
         let this = Arc::clone(self);
         let repository = repository.to_owned();
+        // The sync continues the trace of the delivery that started it.
         self.tasks
-            .spawn(async move { this.worker(repository, trigger).await });
+            .spawn(tracing::Instrument::in_current_span(async move {
+                this.worker(repository, trigger).await
+            }));
         Queued::Started
     }
 
