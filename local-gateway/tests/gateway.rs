@@ -261,7 +261,7 @@ async fn runs_filter_by_outcome_and_time_and_page() {
     let (_, v) = app.get_json("/api/runs?outcome=failure").await;
     assert_eq!(summaries(&v), ["run 5", "run 3", "run 1"]);
     let since =
-        (now - chrono::Duration::minutes(25)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (now - chrono::Duration::minutes(35)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (_, v) = app.get_json(&format!("/api/runs?since={since}")).await;
     assert_eq!(summaries(&v), ["run 5", "run 4", "run 3"]);
     let (_, v) = app.get_json("/api/runs?limit=2&offset=2").await;
