@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 OCTOKIT_EXAMPLES_VERSION := 7.6.1
+PLAYWRIGHT_CORE_VERSION := 1.65.1
 TEST_DEPS := .test-deps
 
 .PHONY: help
@@ -18,16 +19,20 @@ build: ## Build release binaries
 	cargo build --release --workspace
 
 .PHONY: test-deps
-test-deps: ## Install and start what the tests need (PostgreSQL, git, npm fixtures)
+test-deps: ## Install and start what the tests need (PostgreSQL, git, Chromium, npm packages)
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
 	  command -v pg_ctlcluster >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql; }; \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
-	@test -f $(TEST_DEPS)/node_modules/@octokit/webhooks-examples/package.json || \
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@# One npm call for both: a later --no-save install would prune the other package.
+	@test -f $(TEST_DEPS)/node_modules/@octokit/webhooks-examples/package.json -a \
+	      -f $(TEST_DEPS)/node_modules/playwright-core/package.json || \
 	  npm install --no-save --no-audit --no-fund --prefix $(TEST_DEPS) \
-	    @octokit/webhooks-examples@$(OCTOKIT_EXAMPLES_VERSION)
+	    @octokit/webhooks-examples@$(OCTOKIT_EXAMPLES_VERSION) \
+	    playwright-core@$(PLAYWRIGHT_CORE_VERSION)
 
 .PHONY: test
 test: test-deps ## Run the whole test suite (installs/starts what it needs first)

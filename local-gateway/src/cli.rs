@@ -13,7 +13,11 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_REQUEST_TIMEOUT_SECS    bound on one HTTP request [hub.request_timeout_secs] (default 30)
   HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)
-  HUB_SHUTDOWN_GRACE_SECS     wait for background work at shutdown (default 30)
+  HUB_SHUTDOWN_GRACE_SECS     wait for running jobs at shutdown, then interrupt them (default 30)
+  HUB_SCHEDULE_<NAME>         cron schedule of a function, seconds first, e.g.
+                              HUB_SCHEDULE_READING_SYNC=\"0 0 0,12 * * *\"; \"off\" disables [schedule.<name>]
+  HUB_JITTER_<NAME>           random delay of each scheduled run, 0..N seconds [jitter.<name>]
+  HUB_CATCHUP_DELAY_SECS      pause before the catch-up run of a tick missed while down (default 5)
   OTEL_EXPORTER_OTLP_ENDPOINT send traces over OTLP/HTTP (e.g. http://127.0.0.1:4318); unset: none
   RUST_LOG                    log filter (default info); logs are JSON lines on stdout
 

@@ -38,6 +38,8 @@ fn help_explains_commands_flags_and_environment() {
         "GITOPS_BASE_DIR",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "HUB_MAX_BODY_BYTES",
+        "HUB_SCHEDULE_<NAME>",
+        "HUB_JITTER_<NAME>",
         "_FILE",
     ] {
         assert!(text.contains(needle), "--help lacks {needle}:\n{text}");

@@ -1,0 +1,40 @@
+// Loads the status page in headless Chromium and reports what rendered, as one JSON line.
+// Usage: node status-page.mjs URL SCREENSHOT.png   (run by tests/status_page.rs)
+// playwright-core comes from .test-deps (make test-deps); Chromium is Debian's.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const deps = process.env.TEST_DEPS_DIR || path.join(here, '..', '..', '..', '.test-deps');
+const require = createRequire(path.join(deps, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const [url, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const resp = await page.goto(url, { waitUntil: 'load' });
+  await page.waitForSelector('#chart svg', { timeout: 10000 });
+  const report = await page.evaluate(() => ({
+    title: document.title,
+    functionRows: [...document.querySelectorAll('#functions tbody tr')].map((tr) => tr.dataset.function),
+    runRows: document.querySelectorAll('#runs tbody tr').length,
+    firstRun: [...document.querySelectorAll('#runs tbody tr:first-child td')].map((td) => td.textContent),
+    circles: document.querySelectorAll('#chart svg circle').length,
+    lines: [...document.querySelectorAll('#chart svg polyline')].map((p) => p.dataset.function),
+    legend: document.getElementById('legend').textContent,
+    chartWidth: document.querySelector('#chart svg').getBoundingClientRect().width,
+  }));
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(JSON.stringify({ status: resp.status(), errors, ...report }));
+} finally {
+  await browser.close();
+}
