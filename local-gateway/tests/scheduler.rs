@@ -345,6 +345,26 @@ async fn interrupted_runs_are_recorded_at_shutdown(backend: Backend) {
 on_both_backends!(interrupted_runs_are_recorded_at_shutdown);
 
 #[tokio::test]
+async fn shutdown_lets_a_job_finish_within_the_grace_period() {
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("HUB_SHUTDOWN_GRACE_SECS", 10);
+    let (probe, calls) = Probe::spawn(EVERY_SECOND, Duration::from_millis(800));
+    let app = TestApp::spawn_with(&setup, vec![probe]).await;
+    while calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+    let runs = common::stored_runs(&setup).await;
+    assert!(runs.iter().all(|r| r.outcome != "interrupted"), "{runs:#?}");
+    assert!(
+        runs.iter()
+            .any(|r| r.outcome == "success" && r.summary == "call 1"),
+        "the running job finished and was recorded: {runs:#?}"
+    );
+}
+
+#[tokio::test]
 async fn three_replicas_on_one_database_run_each_tick_once() {
     let setup = Setup::new(Backend::Postgres).await;
     let calls = Arc::new(AtomicUsize::new(0));
