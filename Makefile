@@ -48,9 +48,11 @@ lambda-deps: ## Install cargo-lambda and zig (from PyPI)
 	@{ command -v cargo-lambda >/dev/null && python3 -c 'import ziglang' 2>/dev/null; } || \
 	  pip install --quiet cargo-lambda ziglang
 
+LAMBDA_FUNCTIONS := webhook-gitops metrics-flush
+
 .PHONY: lambda-build
-lambda-build: lambda-deps ## Package webhook-gitops for a Lambda-compatible runtime
-	cargo lambda build --release -p webhook-gitops
+lambda-build: lambda-deps ## Package every function for a Lambda-compatible runtime (target/lambda/<name>/bootstrap)
+	for f in $(LAMBDA_FUNCTIONS); do cargo lambda build --release -p $$f || exit 1; done
 
 .PHONY: bench
 bench: ## Gateway figures: cold start, RSS, signed webhook requests/s vs Debian's webhook

@@ -79,9 +79,10 @@ impl GatewayConfig {
 
 /// Every function the hub ships, built from one context. Adding a function is one line here.
 pub fn functions(ctx: &Context) -> Result<Vec<Arc<dyn Function>>, ConfigError> {
-    Ok(vec![Arc::new(webhook_gitops::WebhookGitops::from_context(
-        ctx.clone(),
-    )?)])
+    Ok(vec![
+        Arc::new(webhook_gitops::WebhookGitops::from_context(ctx.clone())?),
+        Arc::new(metrics_flush::MetricsFlush::from_context(ctx.clone())?),
+    ])
 }
 
 /// A configured gateway, ready to serve or to invoke a function.

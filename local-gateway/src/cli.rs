@@ -29,6 +29,11 @@ webhook-gitops:
   GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
   GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)
 
+metrics-flush:
+  HUB_COLLECTOR_TOKEN(_FILE)  bearer token hub-collector pushes with (required to accept pushes)
+  METRICS_MAX_SAMPLES         samples per batch (default 10000)
+  METRICS_MAX_FUTURE_SECS     how far ahead of this clock a sample may be (default 300)
+
 Any secret can be given as NAME_FILE=/path instead (systemd credentials, Kubernetes secrets).";
 
 /// Observability Hub gateway: serves the hub's functions over HTTP on this host, runs them from

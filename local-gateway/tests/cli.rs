@@ -120,7 +120,7 @@ async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
     let (code, err) = run(&["invoke", "no-such-function"]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("unknown function \"no-such-function\"; known: webhook-gitops"),
+        err.contains("unknown function \"no-such-function\"; known: webhook-gitops, metrics-flush"),
         "{err}"
     );
 

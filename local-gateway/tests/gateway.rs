@@ -218,13 +218,25 @@ async fn functions_are_listed_with_routes_and_state() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!([{
-            "name": "webhook-gitops",
-            "routes": [{"method": "POST", "path": "/api/webhook/gitops"}],
-            "schedule": null,
-            "next_due": null,
-            "configured": true,
-        }])
+        serde_json::json!([
+            {
+                "name": "webhook-gitops",
+                "routes": [{"method": "POST", "path": "/api/webhook/gitops"}],
+                "schedule": null,
+                "next_due": null,
+                "configured": true,
+            },
+            {
+                "name": "metrics-flush",
+                "routes": [
+                    {"method": "POST", "path": "/api/metrics"},
+                    {"method": "GET", "path": "/api/metrics/latest"},
+                ],
+                "schedule": null,
+                "next_due": null,
+                "configured": true,
+            },
+        ])
     );
     app.stop().await;
 }

@@ -70,7 +70,7 @@ async fn status_page_renders_tables_and_chart_in_chromium() {
     assert_eq!(report["title"], "Observability Hub");
     assert_eq!(
         report["functionRows"],
-        serde_json::json!(["webhook-gitops"])
+        serde_json::json!(["webhook-gitops", "metrics-flush"])
     );
     assert_eq!(report["runRows"], 13, "all recorded runs are listed");
     let first = report["firstRun"].as_array().expect("cells");

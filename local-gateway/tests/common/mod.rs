@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const SECRET: &str = "test-webhook-secret";
+pub const COLLECTOR_TOKEN: &str = "test-collector-token";
 
 /// Runs the async test fn `$name(backend)` once on each store, as `$name::sqlite` and
 /// `$name::postgres`.
@@ -124,6 +125,7 @@ impl Setup {
             data_dir.path().display().to_string(),
         );
         env.insert("GITHUB_WEBHOOK_SECRET".to_owned(), SECRET.to_owned());
+        env.insert("HUB_COLLECTOR_TOKEN".to_owned(), COLLECTOR_TOKEN.to_owned());
         env.insert("HUB_SHUTDOWN_GRACE_SECS".to_owned(), "10".to_owned());
         let db = match backend {
             Backend::Sqlite => None,

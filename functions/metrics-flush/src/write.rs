@@ -1,0 +1,140 @@
+//! `system_metrics` in either store. PostgreSQL gets the whole batch in one statement (arrays
+//! unnested server-side); SQLite gets multi-row inserts inside one transaction, chunked under its
+//! bind-variable limit.
+
+use crate::Row;
+use chrono::{DateTime, Utc};
+use hub_runtime::Store;
+use hub_runtime::store::StoreError;
+use serde_json::Value;
+
+const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS system_metrics (
+    time        TIMESTAMPTZ NOT NULL,
+    host        TEXT NOT NULL,
+    os          TEXT NOT NULL DEFAULT '',
+    metric_type TEXT NOT NULL,
+    payload     JSONB NOT NULL
+)";
+const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS system_metrics (
+    time        TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    os          TEXT NOT NULL DEFAULT '',
+    metric_type TEXT NOT NULL,
+    payload     TEXT NOT NULL
+)";
+/// The replay key. It leads with (host, time), so it also serves per-host time-range queries,
+/// and includes `time`, which TimescaleDB requires of unique indexes on a hypertable.
+const UNIQUE_INDEX: &str = "CREATE UNIQUE INDEX IF NOT EXISTS system_metrics_host_time_type \
+    ON system_metrics (host, time, metric_type)";
+
+/// Creates the table (a hypertable when TimescaleDB is installed) and its unique index.
+pub async fn ensure_schema(store: &Store) -> Result<(), StoreError> {
+    match store {
+        Store::Postgres(pool) => {
+            sqlx::query(PG_SCHEMA).execute(pool).await?;
+            let (timescale,): (bool,) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+            )
+            .fetch_one(pool)
+            .await?;
+            if timescale {
+                sqlx::query(
+                    "SELECT create_hypertable('system_metrics', 'time', \
+                     if_not_exists => TRUE, migrate_data => TRUE)",
+                )
+                .execute(pool)
+                .await?;
+            }
+            sqlx::query(UNIQUE_INDEX).execute(pool).await?;
+            tracing::info!(timescale, "system_metrics ready");
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(SQLITE_SCHEMA).execute(pool).await?;
+            sqlx::query(UNIQUE_INDEX).execute(pool).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows per SQLite statement: 5 variables each, well under SQLite's limit of 32766.
+const SQLITE_CHUNK: usize = 1000;
+
+/// Inserts `rows`, skipping those already present; returns how many were new.
+pub async fn insert(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match store {
+        Store::Postgres(pool) => {
+            let mut times = Vec::with_capacity(rows.len());
+            let mut hosts = Vec::with_capacity(rows.len());
+            let mut oses = Vec::with_capacity(rows.len());
+            let mut types = Vec::with_capacity(rows.len());
+            let mut payloads = Vec::with_capacity(rows.len());
+            for r in rows {
+                times.push(r.time);
+                hosts.push(r.host.as_str());
+                oses.push(r.os.as_str());
+                types.push(r.metric_type.as_str());
+                payloads.push(r.payload.to_string());
+            }
+            let done = sqlx::query(
+                "INSERT INTO system_metrics (time, host, os, metric_type, payload) \
+                 SELECT t, h, o, m, p::jsonb FROM UNNEST($1::timestamptz[], $2::text[], \
+                 $3::text[], $4::text[], $5::text[]) AS u(t, h, o, m, p) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&times)
+            .bind(&hosts)
+            .bind(&oses)
+            .bind(&types)
+            .bind(&payloads)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        }
+        Store::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut inserted = 0;
+            for chunk in rows.chunks(SQLITE_CHUNK) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO system_metrics (time, host, os, metric_type, payload) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.time)
+                        .push_bind(&r.host)
+                        .push_bind(&r.os)
+                        .push_bind(&r.metric_type)
+                        .push_bind(r.payload.to_string());
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                inserted += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        }
+    }
+}
+
+/// The newest row of each metric type for `host`.
+pub async fn latest(store: &Store, host: &str) -> Result<Vec<Row>, StoreError> {
+    const SQL: &str = "SELECT s.time, s.os, s.metric_type, CAST(s.payload AS TEXT) \
+        FROM system_metrics s WHERE s.host = $1 AND s.time = (SELECT MAX(t.time) \
+        FROM system_metrics t WHERE t.host = s.host AND t.metric_type = s.metric_type) \
+        ORDER BY s.metric_type";
+    let raw: Vec<(DateTime<Utc>, String, String, String)> = match store {
+        Store::Postgres(p) => sqlx::query_as(SQL).bind(host).fetch_all(p).await?,
+        Store::Sqlite(p) => sqlx::query_as(SQL).bind(host).fetch_all(p).await?,
+    };
+    Ok(raw
+        .into_iter()
+        .map(|(time, os, metric_type, payload)| Row {
+            time,
+            host: host.to_owned(),
+            os,
+            metric_type,
+            // Written by us as JSON; a row edited by hand into non-JSON is shown as a string.
+            payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        })
+        .collect())
+}

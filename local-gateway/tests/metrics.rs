@@ -1,0 +1,208 @@
+//! metrics-flush through a running gateway: batches in, rows in `system_metrics` exactly once,
+//! bad input refused with nothing written, a vanished database answered with 503.
+
+#[macro_use]
+mod common;
+
+use common::{Backend, COLLECTOR_TOKEN, Setup, TestApp};
+use serde_json::{Value, json};
+
+fn sample(host: &str, time: chrono::DateTime<chrono::Utc>, cpu: f64) -> Value {
+    json!({
+        "time": time, "host": host, "os": "Debian GNU/Linux 12",
+        "metrics": {
+            "cpu": {"total": cpu, "cores": [cpu, cpu]},
+            "memory": {"total": 8_000_000_000_u64, "used": 1_000_000_000_u64},
+            "network": [{"interface": "eth0", "rx_bytes": 10, "tx_bytes": 20}],
+        }
+    })
+}
+
+async fn push(app: &TestApp, token: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let mut req = app
+        .client
+        .post(app.url("/api/metrics"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("POST /api/metrics");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON"))
+}
+
+async fn row_count(app: &TestApp) -> i64 {
+    let sql = "SELECT COUNT(*) FROM system_metrics";
+    let (n,): (i64,) = match &app.gateway.ctx.store {
+        hub_runtime::Store::Postgres(p) => sqlx::query_as(sql).fetch_one(p).await,
+        hub_runtime::Store::Sqlite(p) => sqlx::query_as(sql).fetch_one(p).await,
+    }
+    .expect("count rows");
+    n
+}
+
+async fn batches_are_written_once_and_replays_are_counted(backend: Backend) {
+    let setup = Setup::new(backend).await;
+    let app = TestApp::spawn(&setup).await;
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let t1 = t0 + chrono::Duration::minutes(1);
+    let batch = json!({"samples": [sample("h1", t0, 10.0), sample("h1", t1, 20.0), sample("h2", t0, 30.0)]});
+    let body = serde_json::to_vec(&batch).expect("json");
+
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        resp,
+        json!({"service": "metrics-flush", "samples": 3, "inserted": 9, "duplicates": 0})
+    );
+    assert_eq!(row_count(&app).await, 9);
+
+    // The agent replays its spool: nothing new.
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body).await;
+    assert_eq!(
+        (
+            status,
+            resp["inserted"].as_u64(),
+            resp["duplicates"].as_u64()
+        ),
+        (200, Some(0), Some(9))
+    );
+    assert_eq!(row_count(&app).await, 9);
+
+    let (status, latest) = app.get_json("/api/metrics/latest?host=h1").await;
+    assert_eq!(status, 200);
+    assert_eq!(latest["host"], "h1");
+    assert_eq!(
+        latest["metrics"]["cpu"]["payload"]["total"], 20.0,
+        "newest sample wins"
+    );
+    assert_eq!(
+        latest["metrics"]["network"]["payload"][0]["interface"],
+        "eth0"
+    );
+    let (status, body) = app.get_json("/api/metrics/latest").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("query parameter host is required"))
+    );
+
+    let runs = app.runs("metrics-flush").await;
+    assert!(
+        runs.iter()
+            .any(|r| r["summary"] == "200 3 samples: inserted 0 rows, 9 duplicates"),
+        "{runs:#?}"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(batches_are_written_once_and_replays_are_counted);
+
+#[tokio::test]
+async fn bad_input_is_refused_and_nothing_is_written() {
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("HUB_MAX_BODY_BYTES", 4096);
+    let app = TestApp::spawn(&setup).await;
+    let now = chrono::Utc::now();
+    let good = serde_json::to_vec(&json!({"samples": [sample("h1", now, 1.0)]})).expect("json");
+
+    let (status, resp) = push(&app, None, &good).await;
+    assert_eq!(
+        (status, resp["error"].as_str()),
+        (401, Some("missing bearer token"))
+    );
+    let (status, resp) = push(&app, Some("guess"), &good).await;
+    assert_eq!((status, resp["error"].as_str()), (401, Some("wrong token")));
+
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), b"{\"samples\": [").await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .expect("text")
+            .starts_with("invalid batch: "),
+        "{resp}"
+    );
+
+    let future = now + chrono::Duration::days(1);
+    let mixed = json!({"samples": [sample("h1", now, 1.0), sample("h1", future, 2.0)]});
+    let (status, resp) = push(
+        &app,
+        Some(COLLECTOR_TOKEN),
+        &serde_json::to_vec(&mixed).expect("json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        resp["error"]
+            .as_str()
+            .expect("text")
+            .contains("sample 1: time"),
+        "{resp}"
+    );
+
+    let many: Vec<Value> = (0..40)
+        .map(|i| sample("h1", now - chrono::Duration::seconds(i), 1.0))
+        .collect();
+    let big = serde_json::to_vec(&json!({"samples": many})).expect("json");
+    assert!(big.len() > 4096);
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &big).await;
+    assert_eq!(
+        (status, resp["error"].as_str()),
+        (413, Some("request body too large"))
+    );
+
+    // Nothing above reached the table (it may not even exist yet: reading it creates it).
+    let (status, latest) = app.get_json("/api/metrics/latest?host=h1").await;
+    assert_eq!((status, latest["metrics"].clone()), (200, json!({})));
+    assert_eq!(row_count(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_configured_pushes_are_refused() {
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .unset("HUB_COLLECTOR_TOKEN");
+    let app = TestApp::spawn(&setup).await;
+    let body = serde_json::to_vec(&json!({"samples": [sample("h1", chrono::Utc::now(), 1.0)]}))
+        .expect("json");
+    let (status, resp) = push(&app, Some("anything"), &body).await;
+    assert_eq!(
+        (status, resp["error"].as_str()),
+        (503, Some("collector token is not configured"))
+    );
+    let (_, ready) = app.get_json("/readyz").await;
+    assert_eq!(
+        ready["checks"]["metrics-flush"],
+        "not configured: HUB_COLLECTOR_TOKEN is not set"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn database_down_answers_503_so_the_agent_spools() {
+    let setup = Setup::new(Backend::Postgres).await;
+    let app = TestApp::spawn(&setup).await;
+    let db = setup.db.as_ref().expect("postgres");
+    let name = db.url.rsplit('/').next().expect("name").to_owned();
+    let admin = std::env::var("TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin).await.expect("admin");
+        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .expect("drop");
+    }
+    let body = serde_json::to_vec(&json!({"samples": [sample("h1", chrono::Utc::now(), 1.0)]}))
+        .expect("json");
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body).await;
+    assert_eq!(
+        (status, resp["error"].as_str()),
+        (503, Some("metrics store unavailable"))
+    );
+    app.stop().await;
+}
