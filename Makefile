@@ -11,8 +11,8 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite store in ./var)
-	cargo run --release -p local-gateway --bin hub-gateway -- serve
+run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite in ./var) with hub-collector beside it
+	scripts/run-local.sh
 
 .PHONY: build
 build: ## Build release binaries

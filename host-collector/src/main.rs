@@ -1,0 +1,184 @@
+//! `hub-collector`: see the crate docs (`lib.rs`) and `hub-collector --help`.
+
+use chrono::Utc;
+use clap::Parser;
+use host_collector::push::Pusher;
+use host_collector::sample::{DEFAULT_EXCLUDED_INTERFACES, Sample, Sampler};
+use host_collector::spool::Spool;
+use hub_runtime::Source;
+use hub_runtime::telemetry::{self, LogOutput};
+use rand::Rng;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Samples this host (CPU, temperatures, memory, disks, network) and pushes the samples to the
+/// Observability Hub gateway's metrics-flush function. Samples are spooled on disk first, so
+/// nothing is lost while the gateway or its database is down.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hub-collector",
+    version,
+    after_help = "The push token comes from HUB_COLLECTOR_TOKEN or the file named by HUB_COLLECTOR_TOKEN_FILE."
+)]
+struct Cli {
+    /// Gateway base URL.
+    #[arg(long, env = "HUB_GATEWAY_URL", default_value = "http://127.0.0.1:8085")]
+    gateway_url: String,
+    /// Seconds between samples; samples fall on multiples of it (wall clock).
+    #[arg(long, env = "HUB_COLLECTOR_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    interval: u64,
+    /// Random delay of each sample, 0..N seconds, so many hosts do not push at once.
+    #[arg(long, env = "HUB_COLLECTOR_JITTER_SECS", default_value_t = 0)]
+    jitter: u64,
+    /// Where samples wait until the gateway accepts them.
+    #[arg(
+        long,
+        env = "HUB_COLLECTOR_SPOOL_DIR",
+        default_value = "var/collector-spool"
+    )]
+    spool_dir: PathBuf,
+    /// Largest spool; beyond it the oldest samples are dropped (and counted).
+    #[arg(long, env = "HUB_COLLECTOR_SPOOL_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    spool_max_bytes: u64,
+    /// Interface name prefixes to skip (comma-separated).
+    #[arg(long, env = "HUB_COLLECTOR_EXCLUDE_INTERFACES", value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_INTERFACES.iter().map(|s| s.to_string()))]
+    exclude_interfaces: Vec<String>,
+    /// Take one sample, push it (or spool it), and exit: for a systemd timer.
+    #[arg(long, conflicts_with = "print")]
+    once: bool,
+    /// Print one sample as JSON and exit; nothing is pushed or spooled.
+    #[arg(long)]
+    print: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _telemetry = telemetry::init(
+        "hub-collector",
+        if cli.print {
+            LogOutput::Stderr
+        } else {
+            LogOutput::Stdout
+        },
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(run(cli))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("hub-collector: {message}");
+    ExitCode::FAILURE
+}
+
+async fn first_sample(sampler: &mut Sampler) -> Sample {
+    // CPU usage is a difference between two readings.
+    sampler.prime();
+    tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL).await;
+    sampler.sample()
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let mut sampler = match Sampler::new(cli.exclude_interfaces.clone()) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot read this host's statistics: {e}")),
+    };
+    if cli.print {
+        let sample = first_sample(&mut sampler).await;
+        return match serde_json::to_string_pretty(&sample) {
+            // A closed pipe (`| head`) is not worth a panic.
+            Ok(text) => match writeln!(std::io::stdout(), "{text}") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            },
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    let token =
+        match Source::load(None).and_then(|s| s.secret("collector.token", "HUB_COLLECTOR_TOKEN")) {
+            Ok(t) => t,
+            Err(e) => return fail(&e.to_string()),
+        };
+    if token.is_none() {
+        tracing::warn!(
+            "HUB_COLLECTOR_TOKEN is not set; the gateway will refuse pushes and samples stay spooled"
+        );
+    }
+    let spool = match Spool::open(&cli.spool_dir, cli.spool_max_bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(&format!(
+                "cannot open spool {}: {e}",
+                cli.spool_dir.display()
+            ));
+        }
+    };
+    let pusher = match Pusher::new(&cli.gateway_url, token) {
+        Ok(p) => p,
+        Err(e) => return fail(&format!("cannot build HTTP client: {e}")),
+    };
+
+    if cli.once {
+        let sample = first_sample(&mut sampler).await;
+        return match collect(&spool, &pusher, sample).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
+
+    tracing::info!(gateway = %cli.gateway_url, interval = cli.interval, spool = %cli.spool_dir.display(), "hub-collector started");
+    sampler.prime();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot listen for SIGTERM: {e}")),
+    };
+    loop {
+        let wait = until_next_tick(cli.interval, cli.jitter);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let sample = sampler.sample();
+        if let Err(e) = collect(&spool, &pusher, sample).await {
+            tracing::error!(error = %e, "sample lost");
+        }
+    }
+    tracing::info!("hub-collector stopped");
+    ExitCode::SUCCESS
+}
+
+/// Spools the sample, then pushes everything spooled. Only a spool failure loses the sample.
+async fn collect(spool: &Spool, pusher: &Pusher, sample: Sample) -> Result<(), String> {
+    spool
+        .append(&sample)
+        .map_err(|e| format!("cannot spool sample: {e}"))?;
+    match pusher.flush(spool).await {
+        Ok(done) => tracing::info!(pushed = done.pushed, rejected = done.rejected, "pushed"),
+        Err(e) => {
+            let pending = spool.pending().map(|p| p.len()).unwrap_or(0);
+            tracing::warn!(error = %e, pending, "push failed; samples stay spooled");
+        }
+    }
+    Ok(())
+}
+
+/// Time until the next multiple of `interval` (plus jitter), on the wall clock.
+fn until_next_tick(interval: u64, jitter: u64) -> Duration {
+    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+    let period = interval * 1000;
+    let next = (now_ms / period + 1) * period;
+    let jitter_ms = if jitter == 0 {
+        0
+    } else {
+        rand::rng().random_range(0..jitter * 1000)
+    };
+    Duration::from_millis(next - now_ms + jitter_ms)
+}

@@ -1,0 +1,257 @@
+//! hub-collector as an operator runs it, against a gateway serving metrics-flush in this test
+//! process: print, push, spool while the gateway is unreachable, replay in order after recovery,
+//! the spool bound, and `kill -9` of the running agent.
+
+use local_gateway::Gateway;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const TOKEN: &str = "collector-test-token";
+
+struct Hub {
+    url: String,
+    gateway: Gateway,
+    _dir: TempDir,
+}
+
+/// A gateway on a free port with the embedded store.
+async fn hub() -> Hub {
+    let dir = TempDir::new().expect("tempdir");
+    let env = HashMap::from([
+        ("HUB_DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("HUB_COLLECTOR_TOKEN".to_owned(), TOKEN.to_owned()),
+    ]);
+    let source = hub_runtime::Source::from_parts(None, env).expect("source");
+    let gateway = Gateway::new(source).await.expect("gateway");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let serving = gateway.clone();
+    tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
+    Hub {
+        url,
+        gateway,
+        _dir: dir,
+    }
+}
+
+/// A URL nobody listens on: bind a port, then free it.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("http://{}", l.local_addr().expect("addr"))
+}
+
+fn collector(url: &str, spool: &Path, token: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-collector"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HUB_GATEWAY_URL", url)
+        .env("HUB_COLLECTOR_SPOOL_DIR", spool)
+        .env("HUB_COLLECTOR_TOKEN", token);
+    cmd
+}
+
+fn once(url: &str, spool: &Path) -> Output {
+    let out = collector(url, spool, TOKEN)
+        .arg("--once")
+        .output()
+        .expect("run hub-collector");
+    assert!(
+        out.status.success(),
+        "--once failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn spooled(spool: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(spool)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Distinct sample times stored for `host`, and total rows.
+async fn stored(hub: &Hub, host: &str) -> (i64, i64) {
+    let hub_runtime::Store::Sqlite(pool) = &hub.gateway.ctx.store else {
+        panic!("embedded store expected");
+    };
+    sqlx::query_as("SELECT COUNT(DISTINCT time), COUNT(*) FROM system_metrics WHERE host = $1")
+        .bind(host)
+        .fetch_one(pool)
+        .await
+        .unwrap_or((0, 0))
+}
+
+fn print_sample() -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_hub-collector"))
+        .arg("--print")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).expect("--print prints one JSON sample")
+}
+
+#[test]
+fn print_shows_one_sample_of_this_host() {
+    let s = print_sample();
+    assert!(!s["host"].as_str().expect("host").is_empty());
+    assert!(chrono::DateTime::parse_from_rfc3339(s["time"].as_str().expect("time")).is_ok());
+    let m = &s["metrics"];
+    let total = m["cpu"]["total"].as_f64().expect("cpu total");
+    assert!((0.0..=100.0).contains(&total));
+    assert!(!m["cpu"]["cores"].as_array().expect("cores").is_empty());
+    assert!(m["memory"]["total"].as_u64().expect("memory") > 0);
+    assert!(m["host"]["uptime_secs"].as_u64().is_some());
+    let ifaces: Vec<&str> = m["network"]
+        .as_array()
+        .expect("network")
+        .iter()
+        .map(|n| n["interface"].as_str().expect("name"))
+        .collect();
+    assert!(!ifaces.contains(&"lo"), "loopback is filtered: {ifaces:?}");
+    for d in m["disk"].as_array().expect("disks") {
+        assert_ne!(d["fs"], "tmpfs", "pseudo filesystems are skipped");
+        assert_ne!(d["fs"], "overlay");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_pushes_a_sample_that_the_gateway_stores() {
+    let hub = hub().await;
+    let spool = TempDir::new().expect("spool");
+    once(&hub.url, spool.path());
+    assert!(
+        spooled(spool.path()).is_empty(),
+        "nothing left in the spool"
+    );
+    let host = print_sample()["host"].as_str().expect("host").to_owned();
+    let resp: serde_json::Value =
+        reqwest::get(format!("{}/api/metrics/latest?host={host}", hub.url))
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+    for kind in ["cpu", "memory", "disk", "network", "host"] {
+        assert!(resp["metrics"][kind].is_object(), "{kind} stored: {resp}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_taken_while_the_gateway_is_down_arrive_once_after_recovery() {
+    let spool = TempDir::new().expect("spool");
+    let down = dead_url();
+    for _ in 0..3 {
+        once(&down, spool.path());
+        // Samples are keyed by whole seconds.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let waiting = spooled(spool.path());
+    assert_eq!(waiting.len(), 3, "all three spooled: {waiting:?}");
+
+    let hub = hub().await;
+    once(&hub.url, spool.path());
+    assert!(spooled(spool.path()).is_empty());
+    let host = print_sample()["host"].as_str().expect("host").to_owned();
+    let (times, rows) = stored(&hub, &host).await;
+    assert_eq!(times, 4, "three replayed + the new one");
+    assert!(rows >= 4 * 5, "one row per metric type per sample: {rows}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_keeps_samples_spooled() {
+    let hub = hub().await;
+    let spool = TempDir::new().expect("spool");
+    let out = collector(&hub.url, spool.path(), "wrong")
+        .arg("--once")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(spooled(spool.path()).len(), 1);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("push failed; samples stay spooled") && log.contains("wrong token"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_spool_is_bounded_and_drops_oldest_first() {
+    let spool = TempDir::new().expect("spool");
+    let down = dead_url();
+    let bound = print_sample().to_string().len() as u64 * 2 + 64;
+    let mut first = None;
+    for _ in 0..4 {
+        let out = collector(&down, spool.path(), TOKEN)
+            .args(["--once", "--spool-max-bytes", &bound.to_string()])
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        first.get_or_insert_with(|| spooled(spool.path())[0].clone());
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let left = spooled(spool.path());
+    assert!(left.len() <= 2, "{left:?}");
+    assert!(
+        !left.contains(first.as_ref().expect("first")),
+        "the oldest went first"
+    );
+    let dropped: u64 = std::fs::read_to_string(spool.path().join("dropped.count"))
+        .expect("drops are counted")
+        .trim()
+        .parse()
+        .expect("number");
+    assert_eq!(dropped as usize + left.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_agent_loses_nothing_already_sampled() {
+    let spool = TempDir::new().expect("spool");
+    let down = dead_url();
+    let mut agent = collector(&down, spool.path(), TOKEN)
+        .args(["--interval", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn agent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while spooled(spool.path()).len() < 3 {
+        assert!(Instant::now() < deadline, "agent did not spool");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGKILL: no chance to clean up.
+    agent.kill().expect("kill -9");
+    agent.wait().expect("reap");
+    let before = spooled(spool.path());
+    assert!(before.len() >= 3);
+
+    let hub = hub().await;
+    once(&hub.url, spool.path());
+    assert!(spooled(spool.path()).is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(spool.path())
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "half-written files are cleared on start: {leftovers:?}"
+    );
+    let host = print_sample()["host"].as_str().expect("host").to_owned();
+    let (times, _) = stored(&hub, &host).await;
+    // The new sample may share its second with the last spooled one (same key, stored once).
+    let expected = before.len() as i64;
+    assert!(
+        times == expected || times == expected + 1,
+        "every spooled sample arrived exactly once: {times} distinct times for {expected} spooled"
+    );
+}
