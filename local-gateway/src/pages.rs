@@ -10,26 +10,7 @@ use hub_runtime::error::error_response;
 use hub_runtime::store::{RunQuery, RunRow};
 use std::fmt::Write;
 
-/// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// JSON safe to embed in a `<script>` element (no `</script>` can end it early).
-fn script_json(v: &serde_json::Value) -> String {
-    v.to_string().replace('<', "\\u003c")
-}
+use hub_runtime::html::{escape as esc, script_json};
 
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -131,17 +112,29 @@ async fn render(gw: &Gateway) -> Result<String, hub_runtime::store::StoreError> 
     if recent.is_empty() {
         recent_rows.push_str("<tr><td colspan=6>no runs yet</td></tr>");
     }
-    let chart_data: Vec<serde_json::Value> = day
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "f": r.function,
-                "t": r.started_at.timestamp_millis(),
-                "d": r.duration_ms,
-                "o": r.outcome,
-            })
-        })
+    // One series per function: [unix ms, duration ms, succeeded].
+    let mut series: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    for r in day.iter().rev() {
+        let point = serde_json::json!([
+            r.started_at.timestamp_millis(),
+            r.duration_ms,
+            r.outcome == "success"
+        ]);
+        match series.iter_mut().find(|(name, _)| *name == r.function) {
+            Some((_, points)) => points.push(point),
+            None => series.push((r.function.clone(), vec![point])),
+        }
+    }
+    let runs_chart: Vec<serde_json::Value> = series
+        .into_iter()
+        .map(|(name, points)| serde_json::json!({"name": name, "points": points}))
         .collect();
+    let mut panels = String::new();
+    for f in gw.functions.iter() {
+        if let Some(panel) = f.status_panel().await {
+            panels.push_str(&panel);
+        }
+    }
 
     Ok(format!(
         r#"<!doctype html>
@@ -157,8 +150,8 @@ th{{font-weight:600;background:#f6f8fa}}code{{font-size:90%}}
 .ok{{color:#1a7f37}}.warn{{color:#9a6700}}
 .badge{{display:inline-block;padding:0 .45rem;border-radius:1rem;font-size:85%;border:1px solid}}
 .success{{color:#1a7f37}}.failure{{color:#cf222e}}.rejected{{color:#9a6700}}.skipped,.interrupted{{color:#59636e}}
-#chart svg{{width:100%;height:220px;border:1px solid #d1d9e0;border-radius:6px}}
-#legend span{{margin-right:1rem}}
+.chart svg{{width:100%;height:220px;border:1px solid #d1d9e0;border-radius:6px}}
+.legend span{{margin-right:1rem}}
 </style></head><body>
 <h1>Observability Hub</h1>
 <p class="meta">{service} {version} · store: {store} · <a href="/readyz">readiness</a> · <a href="/metrics">metrics</a> · <a href="/api/functions">functions (JSON)</a> · <a href="/api/runs">runs (JSON)</a></p>
@@ -166,84 +159,77 @@ th{{font-weight:600;background:#f6f8fa}}code{{font-size:90%}}
 <table id="functions"><thead><tr><th>function</th><th>routes</th><th>schedule</th><th>next due</th><th>last run</th><th>outcome</th><th>duration</th></tr></thead>
 <tbody>{functions}</tbody></table>
 <h2>Run durations, last 24 h</h2>
-<div id="chart"><noscript>The chart needs JavaScript; the tables do not.</noscript></div>
-<div id="legend"></div>
+<div class="chart" id="runs-chart" data-unit="ms"><script type="application/json">{runs_json}</script></div>
+<noscript>The charts need JavaScript; the tables do not.</noscript>
+{panels}
 <h2>Last 50 runs</h2>
 <table id="runs"><thead><tr><th>started</th><th>function</th><th>trigger</th><th>outcome</th><th>duration</th><th>summary</th></tr></thead>
 <tbody>{recent_rows}</tbody></table>
-<script type="application/json" id="chart-data">{chart_json}</script>
 <script>
+// Draws every .chart from the JSON inside it: [{{name, points: [[unix ms, value, ok]]}}] over
+// the last 24 h, one colour per series, failed points in red.
 (function () {{
-  var runs = JSON.parse(document.getElementById('chart-data').textContent);
-  var chart = document.getElementById('chart'), legend = document.getElementById('legend');
-  var W = 1000, H = 220, L = 56, R = 12, T = 12, B = 28;
-  var now = Date.now(), t0 = now - 24 * 3600 * 1000;
   var ns = 'http://www.w3.org/2000/svg';
-  var svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', 'run durations per function over the last 24 hours');
-  function el(name, attrs, text) {{
-    var e = document.createElementNS(ns, name);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (text !== undefined) e.textContent = text;
-    svg.appendChild(e);
-    return e;
-  }}
-  var max = 1;
-  runs.forEach(function (r) {{ if (r.d > max) max = r.d; }});
-  var x = function (t) {{ return L + (t - t0) / (now - t0) * (W - L - R); }};
-  var y = function (d) {{ return H - B - d / max * (H - T - B); }};
-  el('line', {{x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#8c959f'}});
-  el('line', {{x1: L, y1: T, x2: L, y2: H - B, stroke: '#8c959f'}});
-  el('text', {{x: L - 6, y: T + 10, 'text-anchor': 'end', 'font-size': 11}}, max >= 1000 ? (max / 1000).toFixed(1) + ' s' : max + ' ms');
-  el('text', {{x: L - 6, y: H - B, 'text-anchor': 'end', 'font-size': 11}}, '0');
-  for (var h = 0; h <= 24; h += 6) {{
-    el('text', {{x: x(t0 + h * 3600 * 1000), y: H - 8, 'text-anchor': 'middle', 'font-size': 11}}, h === 24 ? 'now' : '-' + (24 - h) + ' h');
-  }}
   var colours = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#9a6700', '#cf222e'];
-  var names = [];
-  runs.forEach(function (r) {{ if (names.indexOf(r.f) < 0) names.push(r.f); }});
-  names.forEach(function (name, i) {{
-    var c = colours[i % colours.length];
-    var pts = runs.filter(function (r) {{ return r.f === name; }}).sort(function (a, b) {{ return a.t - b.t; }});
-    el('polyline', {{points: pts.map(function (r) {{ return x(r.t) + ',' + y(r.d); }}).join(' '), fill: 'none', stroke: c, 'stroke-opacity': 0.35, 'data-function': name}});
-    pts.forEach(function (r) {{
-      var dot = el('circle', {{cx: x(r.t), cy: y(r.d), r: 3, fill: r.o === 'success' ? c : '#cf222e', 'data-function': name}});
-      var tip = document.createElementNS(ns, 'title');
-      tip.textContent = name + ': ' + r.d + ' ms, ' + r.o + ', ' + new Date(r.t).toISOString();
-      dot.appendChild(tip);
+  function fmt(v, unit) {{
+    if (unit === 'ms' && v >= 1000) return (v / 1000).toFixed(1) + ' s';
+    return (Math.round(v * 10) / 10) + ' ' + unit;
+  }}
+  document.querySelectorAll('.chart').forEach(function (chart) {{
+    var data = chart.querySelector('script[type="application/json"]');
+    var series = JSON.parse(data ? data.textContent : '[]');
+    var unit = chart.dataset.unit || '';
+    var W = 1000, H = 220, L = 64, R = 12, T = 12, B = 28;
+    var now = Date.now(), t0 = now - 24 * 3600 * 1000;
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    svg.setAttribute('role', 'img');
+    function el(name, attrs, text) {{
+      var e = document.createElementNS(ns, name);
+      for (var k in attrs) e.setAttribute(k, attrs[k]);
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e);
+      return e;
+    }}
+    var max = Number(chart.dataset.max) || 0;
+    series.forEach(function (s) {{ s.points.forEach(function (p) {{ if (p[1] > max) max = p[1]; }}); }});
+    if (max <= 0) max = 1;
+    var x = function (t) {{ return L + (t - t0) / (now - t0) * (W - L - R); }};
+    var y = function (v) {{ return H - B - v / max * (H - T - B); }};
+    el('line', {{x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#8c959f'}});
+    el('line', {{x1: L, y1: T, x2: L, y2: H - B, stroke: '#8c959f'}});
+    el('text', {{x: L - 6, y: T + 10, 'text-anchor': 'end', 'font-size': 11}}, fmt(max, unit));
+    el('text', {{x: L - 6, y: H - B, 'text-anchor': 'end', 'font-size': 11}}, '0');
+    for (var h = 0; h <= 24; h += 6) {{
+      el('text', {{x: x(t0 + h * 3600 * 1000), y: H - 8, 'text-anchor': 'middle', 'font-size': 11}}, h === 24 ? 'now' : '-' + (24 - h) + ' h');
+    }}
+    var legend = document.createElement('div');
+    legend.className = 'legend';
+    series.forEach(function (s, i) {{
+      var c = colours[i % colours.length];
+      var pts = s.points.filter(function (p) {{ return p[0] >= t0; }}).sort(function (a, b) {{ return a[0] - b[0]; }});
+      el('polyline', {{points: pts.map(function (p) {{ return x(p[0]) + ',' + y(p[1]); }}).join(' '), fill: 'none', stroke: c, 'stroke-opacity': 0.45, 'data-series': s.name}});
+      pts.forEach(function (p) {{
+        var dot = el('circle', {{cx: x(p[0]), cy: y(p[1]), r: 2.5, fill: p[2] === false ? '#cf222e' : c, 'data-series': s.name}});
+        var tip = document.createElementNS(ns, 'title');
+        tip.textContent = s.name + ': ' + fmt(p[1], unit) + ', ' + new Date(p[0]).toISOString();
+        dot.appendChild(tip);
+      }});
+      var item = document.createElement('span');
+      item.innerHTML = '<svg width="10" height="10"><rect width="10" height="10" fill="' + c + '"/></svg> ';
+      item.appendChild(document.createTextNode(s.name + ' (' + pts.length + ')'));
+      legend.appendChild(item);
     }});
-    var item = document.createElement('span');
-    item.innerHTML = '<svg width="10" height="10"><rect width="10" height="10" fill="' + c + '"/></svg> ';
-    item.appendChild(document.createTextNode(name + ' (' + pts.length + ')'));
-    legend.appendChild(item);
+    if (!series.length) el('text', {{x: W / 2, y: H / 2, 'text-anchor': 'middle', fill: '#59636e'}}, 'nothing in the last 24 hours');
+    chart.appendChild(svg);
+    chart.parentNode.insertBefore(legend, chart.nextSibling);
   }});
-  if (!runs.length) el('text', {{x: W / 2, y: H / 2, 'text-anchor': 'middle', fill: '#59636e'}}, 'no runs in the last 24 hours');
-  chart.appendChild(svg);
 }})();
 </script>
 </body></html>"#,
         service = SERVICE,
         version = VERSION,
         store = gw.ctx.store.backend(),
-        chart_json = script_json(&serde_json::Value::Array(chart_data)),
+        runs_json = script_json(&serde_json::Value::Array(runs_chart)),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::esc(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
-
-    #[test]
-    fn embedded_json_cannot_close_the_script() {
-        let v = serde_json::json!({"summary": "</script><script>alert(1)</script>"});
-        assert!(!super::script_json(&v).contains("</script>"));
-    }
 }

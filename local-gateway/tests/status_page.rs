@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Setup, TestApp};
+use common::{Backend, COLLECTOR_TOKEN, Setup, TestApp};
 use hub_runtime::{Outcome, Trigger};
 use std::time::Duration;
 
@@ -41,6 +41,29 @@ async fn status_page_renders_tables_and_chart_in_chromium() {
     )
     .await;
 
+    // Five samples of one host over the last hours, pushed like hub-collector does.
+    let samples: Vec<serde_json::Value> = (0..5_i64)
+        .map(|i| {
+            serde_json::json!({
+                "time": now - chrono::Duration::hours(4 - i),
+                "host": "nuc", "os": "Debian GNU/Linux 12",
+                "metrics": {
+                    "cpu": {"total": 10.0 + 10.0 * i as f64},
+                    "memory": {"total": 1000, "used": 250 + 100 * i},
+                }
+            })
+        })
+        .collect();
+    let resp = app
+        .client
+        .post(app.url("/api/metrics"))
+        .bearer_auth(COLLECTOR_TOKEN)
+        .json(&serde_json::json!({ "samples": samples }))
+        .send()
+        .await
+        .expect("push samples");
+    assert_eq!(resp.status(), 200);
+
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
     std::fs::create_dir_all(&out_dir).expect("artifact dir");
     let shot = out_dir.join("status-page.png");
@@ -72,21 +95,40 @@ async fn status_page_renders_tables_and_chart_in_chromium() {
         report["functionRows"],
         serde_json::json!(["webhook-gitops", "metrics-flush"])
     );
-    assert_eq!(report["runRows"], 13, "all recorded runs are listed");
+    assert_eq!(
+        report["runRows"], 14,
+        "all recorded runs are listed (13 + the push)"
+    );
     let first = report["firstRun"].as_array().expect("cells");
-    assert_eq!(first[1], "webhook-gitops");
-    assert_eq!(first[5], "sync 11", "newest first");
-    assert_eq!(report["circles"], 12, "one point per run of the last 24 h");
-    assert_eq!(report["lines"], serde_json::json!(["webhook-gitops"]));
+    assert_eq!(first[1], "metrics-flush", "newest first: the push");
+    let charts = report["charts"].as_array().expect("charts");
+    assert_eq!(
+        charts.len(),
+        2,
+        "runs chart and one host chart: {charts:#?}"
+    );
+    let runs_chart = &charts[0];
+    assert_eq!(runs_chart["id"], "runs-chart");
+    assert_eq!(
+        runs_chart["series"],
+        serde_json::json!([["webhook-gitops", 12], ["metrics-flush", 1]]),
+        "one point per run of the last 24 h, per function"
+    );
     assert!(
-        report["legend"]
+        runs_chart["legend"]
             .as_str()
             .expect("legend")
             .contains("webhook-gitops (12)")
     );
     assert!(
-        report["chartWidth"].as_f64().expect("width") > 600.0,
+        runs_chart["width"].as_f64().expect("width") > 600.0,
         "the chart is laid out"
+    );
+    let host = &charts[1];
+    assert_eq!(host["heading"], "nuc");
+    assert_eq!(
+        host["series"],
+        serde_json::json!([["cpu %", 5], ["memory %", 5]])
     );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(

@@ -78,6 +78,14 @@ pub trait Function: Send + Sync {
     /// Checks the dependencies of a configured function (directories, databases, tools).
     fn ready(&self) -> BoxFuture<'_, Result<(), String>>;
 
+    /// An optional panel for the gateway's status page: an HTML fragment (the function escapes
+    /// what it embeds). A `<div class="chart" data-unit="…">` holding a
+    /// `<script type="application/json">` with `[{"name", "points": [[unix_ms, value, ok]]}]`
+    /// is drawn as a chart by the page.
+    fn status_panel(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async { None })
+    }
+
     /// One direct invocation (CLI `invoke`, scheduler) with a JSON input.
     fn invoke(
         &self,

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod error;
 pub mod function;
+pub mod html;
 pub mod http;
 pub mod lambda;
 pub mod metrics;

@@ -368,6 +368,22 @@ impl Function for MetricsFlush {
         .boxed()
     }
 
+    fn status_panel(&self) -> BoxFuture<'_, Option<String>> {
+        async move {
+            let store = self.store().await.ok()?;
+            let since = Utc::now() - chrono::Duration::hours(24);
+            let rows = match write::since(store, since, &["cpu", "memory"], PANEL_ROWS).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read samples for the status page");
+                    return None;
+                }
+            };
+            host_panel(&rows)
+        }
+        .boxed()
+    }
+
     fn invoke(
         &self,
         _trigger: Trigger,
@@ -387,6 +403,53 @@ impl Function for MetricsFlush {
         }
         .boxed()
     }
+}
+
+/// Most rows the host panel reads (two types × 1440 per-minute samples × a few hosts).
+const PANEL_ROWS: i64 = 20_000;
+
+/// The status-page panel: per host, CPU and memory use (%) over the last 24 h.
+fn host_panel(rows: &[Row]) -> Option<String> {
+    let mut hosts: Vec<(&str, Vec<Value>, Vec<Value>)> = Vec::new();
+    for r in rows {
+        let value = match r.metric_type.as_str() {
+            "cpu" => r.payload["total"].as_f64(),
+            "memory" => {
+                let total = r.payload["total"].as_f64().filter(|t| *t > 0.0);
+                total.and_then(|t| Some(r.payload["used"].as_f64()? / t * 100.0))
+            }
+            _ => None,
+        };
+        let Some(value) = value else { continue };
+        let i = match hosts.iter().position(|(h, ..)| *h == r.host) {
+            Some(i) => i,
+            None => {
+                hosts.push((r.host.as_str(), Vec::new(), Vec::new()));
+                hosts.len() - 1
+            }
+        };
+        let point = json!([r.time.timestamp_millis(), (value * 10.0).round() / 10.0]);
+        if r.metric_type == "cpu" {
+            hosts[i].1.push(point);
+        } else {
+            hosts[i].2.push(point);
+        }
+    }
+    if hosts.is_empty() {
+        return None;
+    }
+    let mut html = String::from("<h2>Hosts, last 24 h</h2>");
+    for (host, cpu, memory) in hosts {
+        let series =
+            json!([{"name": "cpu %", "points": cpu}, {"name": "memory %", "points": memory}]);
+        html.push_str(&format!(
+            "<h3 class=\"host\">{}</h3><div class=\"chart host-chart\" data-unit=\"%\" data-max=\"100\">\
+             <script type=\"application/json\">{}</script></div>",
+            hub_runtime::html::escape(host),
+            hub_runtime::html::script_json(&series)
+        ));
+    }
+    Some(html)
 }
 
 #[cfg(test)]

@@ -138,3 +138,51 @@ pub async fn latest(store: &Store, host: &str) -> Result<Vec<Row>, StoreError> {
         })
         .collect())
 }
+
+/// Rows of the given metric types since `since`, oldest first, at most `limit`.
+pub async fn since(
+    store: &Store,
+    since: DateTime<Utc>,
+    types: &[&str],
+    limit: i64,
+) -> Result<Vec<Row>, StoreError> {
+    const SQL: &str = "SELECT time, host, os, metric_type, CAST(payload AS TEXT) \
+        FROM system_metrics WHERE time >= $1 AND metric_type IN ($2, $3) \
+        ORDER BY time DESC LIMIT $4";
+    let (a, b) = (
+        types.first().copied().unwrap_or(""),
+        types.get(1).copied().unwrap_or(""),
+    );
+    let raw: Vec<(DateTime<Utc>, String, String, String, String)> = match store {
+        Store::Postgres(p) => {
+            sqlx::query_as(SQL)
+                .bind(since)
+                .bind(a)
+                .bind(b)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }
+        Store::Sqlite(p) => {
+            sqlx::query_as(SQL)
+                .bind(since)
+                .bind(a)
+                .bind(b)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }
+    };
+    let mut rows: Vec<Row> = raw
+        .into_iter()
+        .map(|(time, host, os, metric_type, payload)| Row {
+            time,
+            host,
+            os,
+            metric_type,
+            payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        })
+        .collect();
+    rows.reverse();
+    Ok(rows)
+}

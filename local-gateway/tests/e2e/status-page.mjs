@@ -22,16 +22,20 @@ try {
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   const resp = await page.goto(url, { waitUntil: 'load' });
-  await page.waitForSelector('#chart svg', { timeout: 10000 });
+  await page.waitForSelector('#runs-chart svg', { timeout: 10000 });
   const report = await page.evaluate(() => ({
     title: document.title,
     functionRows: [...document.querySelectorAll('#functions tbody tr')].map((tr) => tr.dataset.function),
     runRows: document.querySelectorAll('#runs tbody tr').length,
     firstRun: [...document.querySelectorAll('#runs tbody tr:first-child td')].map((td) => td.textContent),
-    circles: document.querySelectorAll('#chart svg circle').length,
-    lines: [...document.querySelectorAll('#chart svg polyline')].map((p) => p.dataset.function),
-    legend: document.getElementById('legend').textContent,
-    chartWidth: document.querySelector('#chart svg').getBoundingClientRect().width,
+    charts: [...document.querySelectorAll('.chart')].map((c) => ({
+      id: c.id,
+      heading: c.previousElementSibling ? c.previousElementSibling.textContent : '',
+      width: c.querySelector('svg') ? c.querySelector('svg').getBoundingClientRect().width : 0,
+      series: [...c.querySelectorAll('svg polyline')].map((p) => [p.dataset.series,
+        c.querySelectorAll('svg circle[data-series="' + p.dataset.series + '"]').length]),
+      legend: c.nextElementSibling ? c.nextElementSibling.textContent : '',
+    })),
   }));
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify({ status: resp.status(), errors, ...report }));
