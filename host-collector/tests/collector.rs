@@ -14,29 +14,56 @@ const TOKEN: &str = "collector-test-token";
 struct Hub {
     url: String,
     gateway: Gateway,
-    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<TempDir>,
 }
 
-/// A gateway on a free port with the embedded store.
+impl Hub {
+    /// A gateway on `addr` keeping its embedded store in `dir`.
+    async fn start(dir: &Path, addr: &str) -> Hub {
+        let env = HashMap::from([
+            ("HUB_DATA_DIR".to_owned(), dir.display().to_string()),
+            ("HUB_COLLECTOR_TOKEN".to_owned(), TOKEN.to_owned()),
+        ]);
+        let source = hub_runtime::Source::from_parts(None, env).expect("source");
+        let gateway = Gateway::new(source).await.expect("gateway");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let serving = gateway.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = serving
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Hub {
+            url,
+            gateway,
+            stop: Some(tx),
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// A gateway on a free port with its own embedded store.
 async fn hub() -> Hub {
     let dir = TempDir::new().expect("tempdir");
-    let env = HashMap::from([
-        ("HUB_DATA_DIR".to_owned(), dir.path().display().to_string()),
-        ("HUB_COLLECTOR_TOKEN".to_owned(), TOKEN.to_owned()),
-    ]);
-    let source = hub_runtime::Source::from_parts(None, env).expect("source");
-    let gateway = Gateway::new(source).await.expect("gateway");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let serving = gateway.clone();
-    tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
-    Hub {
-        url,
-        gateway,
-        _dir: dir,
-    }
+    let mut hub = Hub::start(dir.path(), "127.0.0.1:0").await;
+    hub._dir = Some(dir);
+    hub
 }
 
 /// A URL nobody listens on: bind a port, then free it.
@@ -254,4 +281,88 @@ async fn kill_9_of_the_agent_loses_nothing_already_sampled() {
         times == expected || times == expected + 1,
         "every spooled sample arrived exactly once: {times} distinct times for {expected} spooled"
     );
+}
+
+/// Samples the running agent has taken so far: each one logs exactly one push outcome.
+fn samples_taken(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains(r#""message":"pushed""#) || l.contains("push failed; samples stay spooled")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_restart_while_the_agent_runs_loses_and_repeats_nothing() {
+    let data = TempDir::new().expect("data");
+    let spool = TempDir::new().expect("spool");
+    let addr = dead_url().trim_start_matches("http://").to_owned();
+    let log_path = spool.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut agent = collector(&format!("http://{addr}"), &spool.path().join("q"), TOKEN)
+        .args(["--interval", "1"])
+        .stdout(log)
+        .spawn()
+        .expect("spawn agent");
+    let host = print_sample()["host"].as_str().expect("host").to_owned();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    // Up: samples flow.
+    let hub = Hub::start(data.path(), &addr).await;
+    wait_for("two pushes", &|| {
+        read_log().matches(r#""message":"pushed""#).count() >= 2
+    });
+    hub.stop().await;
+    // Down for a while: samples pile up in the spool.
+    wait_for("three spooled samples", &|| {
+        spooled(&spool.path().join("q")).len() >= 3
+    });
+    // Up again: the backlog drains.
+    let hub = Hub::start(data.path(), &addr).await;
+    wait_for("the spool to drain", &|| {
+        spooled(&spool.path().join("q")).is_empty()
+            && read_log().matches(r#""message":"pushed""#).count() >= 4
+    });
+    Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .expect("kill");
+    agent.wait().expect("agent exits");
+    let taken = samples_taken(&read_log());
+    let (times, _) = stored(&hub, &host).await;
+    assert_eq!(
+        times as usize, taken,
+        "every sample taken is stored exactly once"
+    );
+    hub.stop().await;
+}
+
+#[test]
+fn runs_as_an_unprivileged_user() {
+    let Ok(out) = Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            env!("CARGO_BIN_EXE_hub-collector"),
+            "--print",
+        ])
+        .output()
+    else {
+        panic!("runuser (util-linux) is needed for this test");
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON sample");
+    assert!(s["metrics"]["memory"]["total"].as_u64().expect("memory") > 0);
 }
