@@ -3,19 +3,7 @@
 mod common;
 
 use common::{Backend, GitFixture, SECRET, Setup};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn gateway_cmd(setup: &Setup) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-gateway"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", setup.data_dir.path())
-        .current_dir(setup.data_dir.path())
-        .envs(&setup.env);
-    cmd
-}
+use std::process::Command;
 
 #[test]
 fn help_explains_commands_flags_and_environment() {
@@ -59,7 +47,7 @@ async fn invoke_syncs_once_and_records_a_cli_run() {
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let new = fx.push_commit("a", "1");
-    let out = gateway_cmd(&setup)
+    let out = common::gateway_cmd(&setup)
         .args([
             "invoke",
             "webhook-gitops",
@@ -92,7 +80,7 @@ async fn invoke_syncs_once_and_records_a_cli_run() {
     );
 
     // Without a repository: every opted-in checkout.
-    let out = gateway_cmd(&setup)
+    let out = common::gateway_cmd(&setup)
         .args(["invoke", "webhook-gitops"])
         .output()
         .expect("run");
@@ -111,7 +99,10 @@ async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let run = |args: &[&str]| {
-        let out = gateway_cmd(&setup).args(args).output().expect("run");
+        let out = common::gateway_cmd(&setup)
+            .args(args)
+            .output()
+            .expect("run");
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -158,7 +149,7 @@ async fn bad_config_fails_start_with_a_message_naming_the_setting() {
     let setup = Setup::new(Backend::Sqlite)
         .await
         .set("HUB_MAX_BODY_BYTES", "lots");
-    let out = gateway_cmd(&setup).output().expect("run");
+    let out = common::gateway_cmd(&setup).output().expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -169,37 +160,13 @@ async fn bad_config_fails_start_with_a_message_naming_the_setting() {
     let setup = Setup::new(Backend::Sqlite)
         .await
         .set("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere");
-    let out = gateway_cmd(&setup).output().expect("run");
+    let out = common::gateway_cmd(&setup).output().expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("cannot connect to the postgres store"),
         "{err}"
     );
-}
-
-/// Starts `hub-gateway serve --port 0` and returns the child and the address it logged.
-fn spawn_server(setup: &Setup) -> (Child, String) {
-    let mut child = gateway_cmd(setup)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hub-gateway");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no 'listening' line");
-        let line = lines.next().expect("gateway exited early").expect("read");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
-        if v["message"] == "hub-gateway listening" {
-            break v["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
 }
 
 #[tokio::test]
@@ -209,7 +176,7 @@ async fn sigterm_finishes_running_syncs_then_exits_zero() {
     let setup = Setup::new(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
-    let (mut child, addr) = spawn_server(&setup);
+    let (mut child, addr) = common::spawn_server(&setup);
     let client = reqwest::Client::new();
     let health = client
         .get(format!("http://{addr}/healthz"))
@@ -233,22 +200,7 @@ async fn sigterm_finishes_running_syncs_then_exits_zero() {
         .expect("POST");
     assert_eq!(resp.status(), 202);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gateway did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = common::terminate(&mut child).await;
     assert_eq!(status.code(), Some(0), "clean exit");
     assert_eq!(
         fx.deployed_head(),

@@ -10,10 +10,7 @@ use common::{Backend, GitFixture, SECRET, Setup};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
 
@@ -62,27 +59,8 @@ async fn traces_continue_through_runs_and_steps_to_an_otlp_receiver() {
     let setup = Setup::new(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hub-gateway"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", setup.data_dir.path())
-        .current_dir(setup.data_dir.path())
-        .envs(&setup.env)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines.next().expect("gateway exited").expect("read");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
-        assert_ne!(v["level"], "WARN", "no exporter warning expected: {line}");
-        if v["message"] == "hub-gateway listening" {
-            break v["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let setup = setup.set("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
+    let (mut child, addr) = common::spawn_server(&setup);
 
     // A signed push carrying a W3C traceparent from an upstream caller.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -105,19 +83,7 @@ async fn traces_continue_through_runs_and_steps_to_an_otlp_receiver() {
     assert_eq!(resp.status(), 202);
 
     // Shutdown flushes the batch exporter.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        assert!(Instant::now() < deadline, "gateway did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
+    common::terminate(&mut child).await;
     assert_eq!(fx.deployed_head(), new);
 
     let batches = received.lock().expect("lock").clone();

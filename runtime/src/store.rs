@@ -47,12 +47,15 @@ pub enum Store {
     Sqlite(SqlitePool),
 }
 
-/// Runs the same expression against whichever pool is live; `$pool` is bound to it.
+/// Runs the same expression against whichever pool is live; `$pool` is bound to it. For
+/// queries written once in the dialect both backends accept (functions use it for their own
+/// tables too).
+#[macro_export]
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
-            Store::Postgres($pool) => $body,
-            Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+            $crate::store::Store::Sqlite($pool) => $body,
         }
     };
 }

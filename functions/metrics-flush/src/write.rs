@@ -122,10 +122,8 @@ pub async fn latest(store: &Store, host: &str) -> Result<Vec<Row>, StoreError> {
         FROM system_metrics s WHERE s.host = $1 AND s.time = (SELECT MAX(t.time) \
         FROM system_metrics t WHERE t.host = s.host AND t.metric_type = s.metric_type) \
         ORDER BY s.metric_type";
-    let raw: Vec<(DateTime<Utc>, String, String, String)> = match store {
-        Store::Postgres(p) => sqlx::query_as(SQL).bind(host).fetch_all(p).await?,
-        Store::Sqlite(p) => sqlx::query_as(SQL).bind(host).fetch_all(p).await?,
-    };
+    let raw: Vec<(DateTime<Utc>, String, String, String)> =
+        hub_runtime::on_pool!(store, |p| sqlx::query_as(SQL).bind(host).fetch_all(p).await)?;
     Ok(raw
         .into_iter()
         .map(|(time, os, metric_type, payload)| Row {
@@ -153,26 +151,14 @@ pub async fn since(
         types.first().copied().unwrap_or(""),
         types.get(1).copied().unwrap_or(""),
     );
-    let raw: Vec<(DateTime<Utc>, String, String, String, String)> = match store {
-        Store::Postgres(p) => {
-            sqlx::query_as(SQL)
-                .bind(since)
-                .bind(a)
-                .bind(b)
-                .bind(limit)
-                .fetch_all(p)
-                .await?
-        }
-        Store::Sqlite(p) => {
-            sqlx::query_as(SQL)
-                .bind(since)
-                .bind(a)
-                .bind(b)
-                .bind(limit)
-                .fetch_all(p)
-                .await?
-        }
-    };
+    let raw: Vec<(DateTime<Utc>, String, String, String, String)> =
+        hub_runtime::on_pool!(store, |p| sqlx::query_as(SQL)
+            .bind(since)
+            .bind(a)
+            .bind(b)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
     let mut rows: Vec<Row> = raw
         .into_iter()
         .map(|(time, host, os, metric_type, payload)| Row {

@@ -5,9 +5,10 @@
 
 use local_gateway::Gateway;
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -483,5 +484,60 @@ impl GitFixture {
             "repository": {"name": self.name, "full_name": format!("owner/{}", self.name)},
         }))
         .expect("json")
+    }
+}
+
+/// `hub-gateway` with exactly the environment of `setup` (nothing leaks in from the developer's).
+pub fn gateway_cmd(setup: &Setup) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-gateway"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", setup.data_dir.path())
+        .current_dir(setup.data_dir.path())
+        .envs(&setup.env);
+    cmd
+}
+
+/// Starts `hub-gateway serve --port 0` and returns the child and the address it logged.
+pub fn spawn_server(setup: &Setup) -> (Child, String) {
+    let mut child = gateway_cmd(setup)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn hub-gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "no 'listening' line");
+        let line = lines.next().expect("gateway exited early").expect("read");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
+        if v["message"] == "hub-gateway listening" {
+            break v["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// Sends SIGTERM and waits (at most 20 s) for the process to exit.
+pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
