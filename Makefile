@@ -55,5 +55,6 @@ lambda-build: lambda-deps ## Package every function for a Lambda-compatible runt
 	for f in $(LAMBDA_FUNCTIONS); do cargo lambda build --release -p $$f || exit 1; done
 
 .PHONY: bench
-bench: ## Gateway figures: cold start, RSS, signed webhook requests/s vs Debian's webhook
+bench: ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY
 	scripts/bench-gateway.sh
+	scripts/bench-metrics.sh
