@@ -6,7 +6,6 @@ use crate::Row;
 use chrono::{DateTime, Utc};
 use hub_runtime::Store;
 use hub_runtime::store::StoreError;
-use serde_json::Value;
 
 const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS system_metrics (
     time        TIMESTAMPTZ NOT NULL,
@@ -76,7 +75,7 @@ pub async fn insert(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
                 hosts.push(r.host.as_str());
                 oses.push(r.os.as_str());
                 types.push(r.metric_type.as_str());
-                payloads.push(r.payload.to_string());
+                payloads.push(r.payload.as_str());
             }
             let done = sqlx::query(
                 "INSERT INTO system_metrics (time, host, os, metric_type, payload) \
@@ -105,7 +104,7 @@ pub async fn insert(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
                         .push_bind(&r.host)
                         .push_bind(&r.os)
                         .push_bind(&r.metric_type)
-                        .push_bind(r.payload.to_string());
+                        .push_bind(&r.payload);
                 });
                 q.push(" ON CONFLICT DO NOTHING");
                 inserted += q.build().execute(&mut *tx).await?.rows_affected();
@@ -131,8 +130,7 @@ pub async fn latest(store: &Store, host: &str) -> Result<Vec<Row>, StoreError> {
             host: host.to_owned(),
             os,
             metric_type,
-            // Written by us as JSON; a row edited by hand into non-JSON is shown as a string.
-            payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+            payload,
         })
         .collect())
 }
@@ -166,7 +164,7 @@ pub async fn since(
             host,
             os,
             metric_type,
-            payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+            payload,
         })
         .collect();
     rows.reverse();
