@@ -98,11 +98,6 @@ impl Source {
         })
     }
 
-    /// The config file in use, if any.
-    pub fn file_path(&self) -> Option<&Path> {
-        self.file_path.as_deref()
-    }
-
     fn file_value(&self, key: &str) -> Option<&toml::Value> {
         let mut parts = key.split('.');
         let mut value = self.file.get(parts.next()?)?;

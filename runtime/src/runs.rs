@@ -78,12 +78,6 @@ impl Report {
             summary: summary.into(),
         }
     }
-    pub fn failure(summary: impl Into<String>) -> Self {
-        Self {
-            outcome: Outcome::Failure,
-            summary: summary.into(),
-        }
-    }
 }
 
 /// The span of one run: a child of whatever span is current (the HTTP request, or nothing for
