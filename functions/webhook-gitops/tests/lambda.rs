@@ -1,45 +1,24 @@
-//! The Lambda binary end to end. A minimal AWS Lambda Runtime API on 127.0.0.1 (port 0) hands the
-//! real `webhook-gitops` binary the API Gateway v2 events in `tests/fixtures/`, and collects what
-//! it posts back. Each answer must match, status and body, what the same request gets as plain
-//! HTTP from the in-process router wrapped the way the gateway wraps it.
-//!
-//! Runtime API protocol (as `lambda_runtime` 1.x speaks it): `GET
-//! /2018-06-01/runtime/invocation/next` long-polls for the next event, which comes with the
-//! `Lambda-Runtime-Aws-Request-Id`, `-Deadline-Ms`, `-Invoked-Function-Arn` and `-Trace-Id`
-//! headers; the result goes to `POST .../invocation/{id}/response` (or `/error`), and a failed
-//! start-up to `POST /2018-06-01/runtime/init/error`.
+//! The Lambda binary end to end. The testkit's Lambda Runtime API hands the real `webhook-gitops`
+//! binary the API Gateway v2 events in `tests/fixtures/`, and collects what it posts back. Each
+//! answer must match, status and body, what the same request gets as plain HTTP from the
+//! in-process router built the way the Lambda entry builds it.
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{Method, Request, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::body::Body;
+use axum::http::{Request, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hub_runtime::http::{Limits, REQUEST_ID_HEADER, function_layers, standard_layers};
+use hub_runtime::http::REQUEST_ID_HEADER;
 use hub_runtime::store::RunQuery;
-use hub_runtime::{Context, Function, HubConfig, Source, Store, Trigger};
+use hub_runtime::{HubConfig, Source, Store};
+use hub_testkit::lambda::{LambdaProcess, RuntimeApi};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, mpsc};
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tower::ServiceExt;
 use webhook_gitops::WebhookGitops;
 
 const SECRET: &str = "test-secret";
-const FUNCTION_ARN: &str = "arn:aws:lambda:eu-central-1:123456789012:function:webhook-gitops";
-/// Bound on one invocation round trip, the binary's cold start (SQLite migrations) included.
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One fixture and what both code paths must answer for it.
 struct Case {
@@ -93,8 +72,14 @@ const CASES: &[Case] = &[
 async fn lambda_binary_answers_api_gateway_v2_events_like_the_router() {
     let lambda_dirs = Dirs::new();
     let router_dirs = Dirs::new();
-    let mut runtime = RuntimeApi::start().await;
-    let mut lambda = LambdaProcess::spawn(runtime.addr, &lambda_dirs);
+    let mut runtime = RuntimeApi::start(webhook_gitops::NAME).await;
+    let mut lambda = LambdaProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_webhook-gitops")),
+        webhook_gitops::NAME,
+        runtime.addr,
+        &lambda_dirs.env(),
+        lambda_dirs.scratch.path(),
+    );
     let router = gateway_router(&router_dirs).await;
 
     for (n, case) in CASES.iter().enumerate() {
@@ -358,23 +343,21 @@ impl Dirs {
     }
 
     /// The function's settings, shared by the binary's environment and the router's `Source`.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+    fn env(&self) -> Vec<(String, String)> {
+        [
             ("HUB_CONFIG", self.empty_config().display().to_string()),
             ("HUB_DATA_DIR", self.data.path().display().to_string()),
             ("GITHUB_WEBHOOK_SECRET", SECRET.to_owned()),
             ("GITOPS_BASE_DIR", self.base.path().display().to_string()),
             ("GITOPS_BRANCH", "main".to_owned()),
         ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     fn source(&self) -> Source {
-        let env: HashMap<String, String> = self
-            .env()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        Source::from_parts(None, env).expect("config source")
+        Source::from_parts(None, self.env().into_iter().collect()).expect("config source")
     }
 
     async fn store(&self) -> Store {
@@ -385,302 +368,9 @@ impl Dirs {
     }
 }
 
-/// The function's router with its own layers and the shared stack, as the gateway mounts it
-/// (and as `hub_runtime::lambda::app` builds it for Lambda).
+/// The function's app as `hub_runtime::lambda::app` builds it for the binary, in process.
 async fn gateway_router(dirs: &Dirs) -> Router {
-    let source = dirs.source();
-    let hub = HubConfig::from_source(&source).expect("hub config");
-    let store = dirs.store().await;
-    let limits = Limits {
-        request_timeout: hub.request_timeout,
-        max_body_bytes: hub.max_body_bytes,
-    };
-    let max_concurrency = hub.max_concurrency;
-    let ctx = Context::new(source, hub, store, Trigger::Http);
-    let runs = ctx.runs.clone();
-    let function = WebhookGitops::from_context(ctx).expect("webhook-gitops config");
-    assert_eq!(function.configured(), Ok(()), "secret is set");
-    let metrics = runs.metrics().clone();
-    let router = function_layers(
-        function.router(),
-        runs,
-        function.name(),
-        Trigger::Http,
-        max_concurrency,
-    );
-    standard_layers(router, limits, metrics)
-}
-
-// ---------------------------------------------------------------------------------------------
-// A minimal Lambda Runtime API
-
-/// What the binary posted to the Runtime API.
-#[derive(Debug)]
-enum Posted {
-    Response { request_id: String, body: Value },
-    Error { request_id: String, body: Value },
-    InitError { body: Value },
-    Unexpected { method: Method, uri: Uri },
-}
-
-impl std::fmt::Display for Posted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Posted::Response { request_id, body } => write!(f, "response to {request_id}: {body}"),
-            Posted::Error { request_id, body } => {
-                write!(f, "invocation error for {request_id}: {body}")
-            }
-            Posted::InitError { body } => write!(f, "init error: {body}"),
-            Posted::Unexpected { method, uri } => write!(f, "unexpected request {method} {uri}"),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ApiState {
-    /// Events waiting for `GET .../invocation/next`: (request id, event).
-    events: Arc<Mutex<mpsc::UnboundedReceiver<(String, Value)>>>,
-    posted: mpsc::UnboundedSender<Posted>,
-}
-
-struct RuntimeApi {
-    addr: SocketAddr,
-    events: mpsc::UnboundedSender<(String, Value)>,
-    posted: mpsc::UnboundedReceiver<Posted>,
-}
-
-impl RuntimeApi {
-    async fn start() -> Self {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let (posted_tx, posted_rx) = mpsc::unbounded_channel();
-        let state = ApiState {
-            events: Arc::new(Mutex::new(events_rx)),
-            posted: posted_tx,
-        };
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(invocation_response),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/error",
-                post(invocation_error),
-            )
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .fallback(unexpected)
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Runtime API on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("Runtime API address");
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("Runtime API server");
-        });
-        Self {
-            addr,
-            events: events_tx,
-            posted: posted_rx,
-        }
-    }
-
-    /// Fails if the binary posted anything besides the answers already taken.
-    fn assert_nothing_else_posted(&mut self, lambda: &LambdaProcess) {
-        if let Ok(extra) = self.posted.try_recv() {
-            panic!(
-                "unexpected post to the Runtime API: {extra}\n{}",
-                lambda.logs()
-            );
-        }
-    }
-}
-
-async fn next_invocation(State(api): State<ApiState>) -> Response {
-    // Long poll, as the real API does: the runtime waits here between invocations.
-    let Some((request_id, event)) = api.events.lock().await.recv().await else {
-        return StatusCode::GONE.into_response();
-    };
-    let deadline = SystemTime::now() + INVOKE_TIMEOUT;
-    let deadline_ms = deadline
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis();
-    (
-        [
-            ("lambda-runtime-aws-request-id", request_id),
-            ("lambda-runtime-deadline-ms", deadline_ms.to_string()),
-            (
-                "lambda-runtime-invoked-function-arn",
-                FUNCTION_ARN.to_owned(),
-            ),
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-66a0f1c2-3b1e5f7a9c0d2e4f6a8b0c1d;Parent=53995c3f42cd8ad8;Sampled=0"
-                    .to_owned(),
-            ),
-            ("content-type", "application/json".to_owned()),
-        ],
-        event.to_string(),
-    )
-        .into_response()
-}
-
-fn accepted() -> Response {
-    (StatusCode::ACCEPTED, axum::Json(json!({"status": "OK"}))).into_response()
-}
-
-fn lenient_json(bytes: &Bytes) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-async fn invocation_response(
-    State(api): State<ApiState>,
-    Path(request_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let _ = api.posted.send(Posted::Response {
-        request_id,
-        body: lenient_json(&body),
-    });
-    accepted()
-}
-
-async fn invocation_error(
-    State(api): State<ApiState>,
-    Path(request_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let _ = api.posted.send(Posted::Error {
-        request_id,
-        body: lenient_json(&body),
-    });
-    accepted()
-}
-
-async fn init_error(State(api): State<ApiState>, body: Bytes) -> Response {
-    let _ = api.posted.send(Posted::InitError {
-        body: lenient_json(&body),
-    });
-    accepted()
-}
-
-async fn unexpected(State(api): State<ApiState>, method: Method, uri: Uri) -> Response {
-    let _ = api.posted.send(Posted::Unexpected { method, uri });
-    StatusCode::NOT_FOUND.into_response()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The binary under test
-
-struct LambdaProcess {
-    child: Child,
-    /// stdout and stderr of the binary, for failure messages.
-    output: Arc<std::sync::Mutex<String>>,
-    /// The tasks copying stdout and stderr into `output`.
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl LambdaProcess {
-    fn spawn(runtime_api: SocketAddr, dirs: &Dirs) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhook-gitops"));
-        cmd.env_clear()
-            .envs(dirs.env())
-            .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", webhook_gitops::NAME)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env(
-                "AWS_LAMBDA_LOG_STREAM_NAME",
-                "2024/07/24/[$LATEST]0123456789abcdef0123456789abcdef",
-            )
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/webhook-gitops")
-            .env("HOME", dirs.scratch.path())
-            .current_dir(dirs.scratch.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        let mut child = cmd.spawn().expect("spawn the webhook-gitops binary");
-        let output = Arc::new(std::sync::Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
-            readers.push(collect(stdout, output.clone()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            readers.push(collect(stderr, output.clone()));
-        }
-        Self {
-            child,
-            output,
-            readers,
-        }
-    }
-
-    fn logs(&self) -> String {
-        let out = self
-            .output
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|e| e.into_inner().clone());
-        format!("--- webhook-gitops output ---\n{out}--- end of output ---")
-    }
-
-    /// Queues `event` under `request_id` and waits for the binary's answer to it.
-    async fn invoke(&mut self, runtime: &mut RuntimeApi, request_id: &str, event: &Value) -> Value {
-        runtime
-            .events
-            .send((request_id.to_owned(), event.clone()))
-            .expect("Runtime API is running");
-        let deadline = Instant::now() + INVOKE_TIMEOUT;
-        tokio::select! {
-            posted = runtime.posted.recv() => match posted {
-                Some(Posted::Response { request_id: id, body }) if id == request_id => body,
-                Some(other) => panic!(
-                    "invocation {request_id}: expected its response, got {other}\n{}",
-                    self.logs()
-                ),
-                None => unreachable!("the Runtime API state holds the sender"),
-            },
-            status = self.child.wait() => {
-                let status: std::io::Result<ExitStatus> = status;
-                // The pipes close with the process; let the readers catch its last words.
-                let readers = futures::future::join_all(self.readers.drain(..));
-                let _ = tokio::time::timeout(Duration::from_secs(2), readers).await;
-                panic!(
-                    "webhook-gitops exited ({status:?}) before answering {request_id}\n{}",
-                    self.logs()
-                )
-            }
-            () = tokio::time::sleep_until(deadline) => panic!(
-                "no answer to {request_id} within {INVOKE_TIMEOUT:?}\n{}",
-                self.logs()
-            ),
-        }
-    }
-
-    async fn stop(mut self) {
-        self.child.start_kill().expect("kill webhook-gitops");
-        self.child.wait().await.expect("reap webhook-gitops");
-    }
-}
-
-fn collect(
-    stream: impl AsyncRead + Unpin + Send + 'static,
-    into: Arc<std::sync::Mutex<String>>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(mut out) = into.lock() {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-    })
+    hub_runtime::lambda::app_from_source(dirs.source(), WebhookGitops::from_context)
+        .await
+        .expect("webhook-gitops app")
 }

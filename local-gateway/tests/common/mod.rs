@@ -42,71 +42,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// A PostgreSQL database of its own for one test, dropped afterwards.
-#[derive(Debug)]
-pub struct TestDb {
-    pub url: String,
-    name: String,
-    admin_url: String,
-}
-
-fn admin_url() -> String {
-    std::env::var("TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-impl TestDb {
-    pub async fn create() -> Self {
-        use sqlx::Connection;
-        let admin_url = admin_url();
-        let name = format!("hub_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL must run at {admin_url} for the tests (make test starts it): {e}"
-                )
-            });
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&admin_url);
-        Self {
-            url: format!("{base}/{name}"),
-            name,
-            admin_url,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs outside any runtime guarantee; use a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .execute(&mut c)
-                        .await;
-                    }
-                });
-            }
-        })
-        .join();
-    }
-}
+#[allow(unused_imports)] // only some test binaries talk to MongoDB
+pub use hub_testkit::{MongoServer, TestDb};
 
 /// Settings for one test gateway.
 #[derive(Debug)]
