@@ -48,7 +48,7 @@ lambda-deps: ## Install cargo-lambda and zig (from PyPI)
 	@{ command -v cargo-lambda >/dev/null && python3 -c 'import ziglang' 2>/dev/null; } || \
 	  pip install --quiet cargo-lambda ziglang
 
-LAMBDA_FUNCTIONS := webhook-gitops metrics-flush
+LAMBDA_FUNCTIONS := webhook-gitops metrics-flush reading-sync
 
 .PHONY: lambda-build
 lambda-build: lambda-deps ## Package every function for a Lambda-compatible runtime (target/lambda/<name>/bootstrap)

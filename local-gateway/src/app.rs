@@ -82,6 +82,7 @@ pub fn functions(ctx: &Context) -> Result<Vec<Arc<dyn Function>>, ConfigError> {
     Ok(vec![
         Arc::new(webhook_gitops::WebhookGitops::from_context(ctx.clone())?),
         Arc::new(metrics_flush::MetricsFlush::from_context(ctx.clone())?),
+        Arc::new(reading_sync::ReadingSync::from_context(ctx.clone())?),
     ])
 }
 

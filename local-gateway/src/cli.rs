@@ -34,6 +34,15 @@ metrics-flush:
   METRICS_MAX_SAMPLES         samples per batch (default 10000)
   METRICS_MAX_FUTURE_SECS     how far ahead of this clock a sample may be (default 300)
 
+reading-sync (schedule 0 0 0,12 * * *):
+  MONGO_URI(_FILE)            mongodb://… source of the documents (required to sync)
+  MONGO_DB                    database (default reading-analytics)
+  MONGO_COLLECTION            collection (default articles)
+  BATCH_SIZE                  documents per batch (default 500, at most 10000)
+  SYNC_MAX_DOCS               cap on documents per run (default: none)
+  CLAIM_TIMEOUT_SECS          claims older than this are released to the next run (default 600)
+  MONGO_TIMEOUT_SECS          how long to wait for an unreachable MongoDB (default 10)
+
 Any secret can be given as NAME_FILE=/path instead (systemd credentials, Kubernetes secrets).";
 
 /// Observability Hub gateway: serves the hub's functions over HTTP on this host, runs them from

@@ -1,0 +1,268 @@
+//! reading-sync through a running gateway: the seed's routes, the schedule, and a `kill -9` of
+//! the gateway process in the middle of a sync.
+
+#[macro_use]
+mod common;
+
+use common::{Backend, MongoServer, Setup, TestApp, spawn_server, stored_runs};
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{Document, doc};
+use mongodb::{Client, Collection};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+async fn collection(mongo: &MongoServer, db: &str) -> Collection<Document> {
+    Client::with_uri_str(mongo.uri())
+        .await
+        .expect("mongo client")
+        .database(db)
+        .collection("articles")
+}
+
+fn article(n: usize) -> Document {
+    doc! {
+        "_id": ObjectId::new(),
+        "source": "kindle",
+        "event_type": if n % 3 == 0 { "note" } else { "highlight" },
+        "timestamp": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + n as i64 * 1000),
+        "payload": {"n": n as i64},
+        "status": "ingested",
+    }
+}
+
+/// Seeds `n` articles and returns the setup pointing at them.
+async fn setup_with(backend: Backend, mongo: &MongoServer, n: usize) -> Setup {
+    let db = format!("reading_{}", ObjectId::new().to_hex());
+    let coll = collection(mongo, &db).await;
+    let docs: Vec<Document> = (0..n).map(article).collect();
+    for chunk in docs.chunks(1000) {
+        coll.insert_many(chunk.to_vec()).await.expect("insert");
+    }
+    Setup::new(backend)
+        .await
+        .set("MONGO_URI", mongo.uri())
+        .set("MONGO_DB", db)
+}
+
+async fn processed(mongo: &MongoServer, setup: &Setup) -> u64 {
+    collection(mongo, &setup.env["MONGO_DB"])
+        .await
+        .count_documents(doc! {"status": "processed"})
+        .await
+        .expect("count")
+}
+
+async fn sync_routes(backend: Backend) {
+    let mongo = MongoServer::start();
+    let setup = setup_with(backend, &mongo, 120).await.set("BATCH_SIZE", 50);
+    let app = TestApp::spawn(&setup).await;
+
+    let resp = app
+        .client
+        .post(app.url("/api/sync/reading"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["service"], "reading-sync");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["processed_count"], 120);
+    assert_eq!(body["failed_count"], 0);
+    assert!(body["duration_ms"].is_u64(), "{body}");
+    assert_eq!(processed(&mongo, &setup).await, 120);
+
+    // GET works too (the seed's timer used it); nothing is left.
+    let (status, body) = app.get_json("/api/sync/reading").await;
+    assert_eq!((status, body["processed_count"].as_u64()), (200, Some(0)));
+
+    // Pages, newest event first, with filters.
+    let (status, page) = app.get_json("/api/reading?limit=50").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 50);
+    assert_eq!(items[0]["payload"]["n"], 119);
+    assert_eq!(page["next_offset"], 50);
+    let (_, last) = app.get_json("/api/reading?limit=50&offset=100").await;
+    assert_eq!(last["items"].as_array().map(Vec::len), Some(20));
+    assert_eq!(last["next_offset"], Value::Null);
+    let (_, notes) = app.get_json("/api/reading?limit=500&event_type=note").await;
+    assert_eq!(notes["items"].as_array().map(Vec::len), Some(40));
+    for bad in [
+        "/api/reading?limit=0",
+        "/api/reading?limit=501",
+        "/api/reading?offset=-1",
+    ] {
+        let (status, body) = app.get_json(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+
+    let runs = app.runs("reading-sync").await;
+    let summaries: Vec<&str> = runs.iter().filter_map(|r| r["summary"].as_str()).collect();
+    assert!(
+        summaries.contains(&"200 120 processed, 0 failed"),
+        "{summaries:?}"
+    );
+}
+on_both_backends!(sync_routes);
+
+#[tokio::test]
+async fn mongodb_down_answers_503_and_records_the_failure() {
+    let mut mongo = MongoServer::start();
+    let setup = setup_with(Backend::Postgres, &mongo, 0)
+        .await
+        .set("MONGO_TIMEOUT_SECS", 1);
+    mongo.stop();
+    let app = TestApp::spawn(&setup).await;
+    let resp = app
+        .client
+        .post(app.url("/api/sync/reading"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["status"], "error");
+    assert_eq!(
+        body["error"], "MongoDB unavailable",
+        "no driver detail leaks: {body}"
+    );
+    assert!(body["request_id"].is_string());
+    let runs = app.runs("reading-sync").await;
+    assert_eq!(runs[0]["outcome"], "failure", "{runs:?}");
+    // MongoDB is not a readiness dependency of the gateway.
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+}
+
+#[tokio::test]
+async fn without_mongo_uri_the_function_reports_itself_not_configured() {
+    let setup = Setup::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    let resp = app
+        .client
+        .post(app.url("/api/sync/reading"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.expect("json");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("MONGO_URI"),
+        "{body}"
+    );
+    let (_, ready) = app.get_json("/readyz").await;
+    assert_eq!(
+        ready["checks"]["reading-sync"],
+        "not configured: MONGO_URI is not set"
+    );
+}
+
+#[tokio::test]
+async fn the_schedule_runs_the_sync() {
+    let mongo = MongoServer::start();
+    let setup = setup_with(Backend::Sqlite, &mongo, 30)
+        .await
+        .set("HUB_SCHEDULE_READING_SYNC", "*/1 * * * * *");
+    let app = TestApp::spawn(&setup).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processed(&mongo, &setup).await < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "scheduled sync did not process the documents"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let runs = app.runs("reading-sync").await;
+    assert!(
+        runs.iter()
+            .any(|r| r["trigger"] == "schedule" && r["outcome"] == "success"),
+        "{runs:?}"
+    );
+}
+
+/// `kill -9` of the gateway while a sync is writing: the restarted gateway's next sync leaves
+/// every document stored exactly once and marked processed.
+#[tokio::test]
+async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
+    const N: usize = 20_000;
+    let mongo = MongoServer::start();
+    let setup = setup_with(Backend::Postgres, &mongo, N)
+        .await
+        .set("BATCH_SIZE", 200);
+    let db_url = setup.env["DATABASE_URL"].clone();
+    let pool = sqlx::PgPool::connect(&db_url).await.expect("pg");
+
+    let (mut child, addr) = spawn_server(&setup);
+    let trigger = tokio::spawn(async move {
+        // Cut off by the kill; its answer does not matter.
+        let _ = reqwest::Client::new()
+            .post(format!("http://{addr}/api/sync/reading"))
+            .send()
+            .await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
+            .fetch_one(&pool)
+            .await;
+        if matches!(rows, Ok((n,)) if n >= 1000) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sync never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let _ = trigger.await;
+    let (rows_at_kill,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert!(
+        (rows_at_kill as usize) < N,
+        "killed before the end ({rows_at_kill} rows)"
+    );
+
+    // Restarted; claims of the dead process time out after a second.
+    let setup = setup.set("CLAIM_TIMEOUT_SECS", 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let app = TestApp::spawn(&setup).await;
+    let resp = app
+        .client
+        .post(app.url("/api/sync/reading"))
+        .send()
+        .await
+        .expect("POST");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["status"], "success", "{body}");
+
+    let (rows, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT mongo_id) FROM reading_analytics")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        (rows, distinct),
+        (N as i64, N as i64),
+        "every document exactly once"
+    );
+    assert_eq!(processed(&mongo, &setup).await, N as u64);
+    // The killed run's history row stays `running`: it never learnt how it ended.
+    let statuses: Vec<(String,)> =
+        sqlx::query_as("SELECT status FROM reading_sync_history ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("history");
+    assert_eq!(
+        statuses.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["running", "success"]
+    );
+    assert!(
+        stored_runs(&setup)
+            .await
+            .iter()
+            .any(|r| r.function == "reading-sync")
+    );
+}
