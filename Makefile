@@ -5,6 +5,10 @@ SHELL := /bin/bash
 OCTOKIT_EXAMPLES_VERSION := 7.6.1
 PLAYWRIGHT_CORE_VERSION := 1.65.1
 TEST_DEPS := .test-deps
+# PoloDB's MongoDB wire-protocol server for reading-sync's tests. Building it compiles RocksDB
+# (several minutes), so the binary is cached outside the work tree and reused.
+POLODB_VERSION := 5.3.0
+POLODB_ROOT := $(HOME)/.cache/hub-tools/polodb-$(POLODB_VERSION)
 
 .PHONY: help
 help: ## List the targets
@@ -19,7 +23,7 @@ build: ## Build release binaries
 	cargo build --release --workspace
 
 .PHONY: test-deps
-test-deps: ## Install and start what the tests need (PostgreSQL, git, Chromium, npm packages)
+test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Chromium, npm packages)
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -27,6 +31,9 @@ test-deps: ## Install and start what the tests need (PostgreSQL, git, Chromium, 
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@test -x $(POLODB_ROOT)/bin/polodb || { \
+	  dpkg -s libclang-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libclang-dev; }; \
+	  cargo install --quiet --locked polodb --version $(POLODB_VERSION) --root $(POLODB_ROOT); }
 	@# One npm call for both: a later --no-save install would prune the other package.
 	@test -f $(TEST_DEPS)/node_modules/@octokit/webhooks-examples/package.json -a \
 	      -f $(TEST_DEPS)/node_modules/playwright-core/package.json || \
@@ -55,6 +62,7 @@ lambda-build: lambda-deps ## Package every function for a Lambda-compatible runt
 	for f in $(LAMBDA_FUNCTIONS); do cargo lambda build --release -p $$f || exit 1; done
 
 .PHONY: bench
-bench: ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY
+bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop
 	scripts/bench-gateway.sh
 	scripts/bench-metrics.sh
+	cargo bench -p reading-sync --bench sync

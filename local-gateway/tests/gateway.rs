@@ -214,8 +214,13 @@ async fn oversized_bodies_get_413_and_nothing_runs() {
 async fn functions_are_listed_with_routes_and_state() {
     let setup = Setup::new(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
-    let (status, body) = app.get_json("/api/functions").await;
+    let (status, mut body) = app.get_json("/api/functions").await;
     assert_eq!(status, 200);
+    // The next due time moves with the clock: checked for shape, then compared as the rest.
+    let due = body[2]["next_due"].take();
+    let due = chrono::DateTime::parse_from_rfc3339(due.as_str().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("reading-sync next_due {due}: {e}"));
+    assert!(due > chrono::Utc::now() && due <= chrono::Utc::now() + chrono::Duration::hours(12));
     assert_eq!(
         body,
         serde_json::json!([
@@ -235,6 +240,18 @@ async fn functions_are_listed_with_routes_and_state() {
                 "schedule": null,
                 "next_due": null,
                 "configured": true,
+            },
+            {
+                "name": "reading-sync",
+                "routes": [
+                    {"method": "POST", "path": "/api/sync/reading"},
+                    {"method": "GET", "path": "/api/sync/reading"},
+                    {"method": "GET", "path": "/api/reading"},
+                ],
+                "schedule": "0 0 0,12 * * *",
+                "next_due": null,
+                "configured": false,
+                "reason": "MONGO_URI is not set",
             },
         ])
     );

@@ -93,7 +93,7 @@ async fn status_page_renders_tables_and_chart_in_chromium() {
     assert_eq!(report["title"], "Observability Hub");
     assert_eq!(
         report["functionRows"],
-        serde_json::json!(["webhook-gitops", "metrics-flush"])
+        serde_json::json!(["webhook-gitops", "metrics-flush", "reading-sync"])
     );
     assert_eq!(
         report["runRows"], 14,

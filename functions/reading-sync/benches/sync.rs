@@ -1,0 +1,148 @@
+//! `make bench` (or `cargo bench -p reading-sync --bench sync`): sync N documents (default
+//! 10,000; `BENCH_DOCS`) from PoloDB into PostgreSQL the hub's way (claimed batches, one
+//! transaction and one `update_many` per batch) and the seed's way (one INSERT and one update per
+//! document), against the same servers in the same run, and print docs/s for both.
+
+use hub_runtime::{Context, HubConfig, Source, Store, Trigger};
+use hub_testkit::{MongoServer, TestDb};
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{Document, doc};
+use mongodb::{Client, Collection};
+use reading_sync::ReadingSync;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+fn article(n: usize) -> Document {
+    doc! {
+        "_id": ObjectId::new(),
+        "source": "kindle",
+        "event_type": "highlight",
+        "timestamp": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + n as i64 * 1000),
+        "payload": {"n": n as i64, "text": "It was the best of times, it was the worst of times", "page": 12, "loc": [101, 117]},
+        "meta": {"device": "kindle-paperwhite", "tags": ["fiction", "classics"]},
+        "status": "ingested",
+    }
+}
+
+async fn seeded(client: &Client, n: usize) -> (String, Collection<Document>) {
+    let db = format!("bench_{}", ObjectId::new().to_hex());
+    let coll = client.database(&db).collection::<Document>("articles");
+    let docs: Vec<Document> = (0..n).map(article).collect();
+    for chunk in docs.chunks(1000) {
+        coll.insert_many(chunk.to_vec()).await.expect("seed");
+    }
+    (db, coll)
+}
+
+async fn context(mongo: &MongoServer, db_url: &str, mongo_db: &str, data: &std::path::Path) -> Context {
+    let env = HashMap::from([
+        ("DATABASE_URL".to_owned(), db_url.to_owned()),
+        ("MONGO_URI".to_owned(), mongo.uri()),
+        ("MONGO_DB".to_owned(), mongo_db.to_owned()),
+        ("HUB_DATA_DIR".to_owned(), data.display().to_string()),
+    ]);
+    let source = Source::from_parts(None, env).expect("source");
+    let hub = HubConfig::from_source(&source).expect("hub");
+    let store = Store::connect(&hub).await.expect("store");
+    Context::new(source, hub, store, Trigger::Cli)
+}
+
+/// The seed's loop: read what is ingested, then per document one INSERT and one update.
+async fn seed_way(coll: &Collection<Document>, pool: &sqlx::PgPool) -> usize {
+    use futures::TryStreamExt;
+    let docs: Vec<Document> = coll
+        .find(doc! {"status": "ingested"})
+        .sort(doc! {"_id": 1})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("read");
+    for d in &docs {
+        let r = reading_sync::transform::reading(d).expect("valid document");
+        sqlx::query(
+            "INSERT INTO reading_analytics (mongo_id, event_timestamp, source, event_type, \
+             payload, meta) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)",
+        )
+        .bind(&r.mongo_id)
+        .bind(r.event_timestamp)
+        .bind(&r.source)
+        .bind(&r.event_type)
+        .bind(r.payload.map(|p| p.to_string()))
+        .bind(r.meta.map(|m| m.to_string()))
+        .execute(pool)
+        .await
+        .expect("insert");
+        // `update_one` on MongoDB; PoloDB's `update_one` updates every match, and `_id` is
+        // unique, so `update_many` on it does the same one-document update.
+        coll.update_many(
+            doc! {"_id": d.get("_id").cloned().expect("_id")},
+            doc! {"$set": {"status": "processed"}},
+        )
+        .await
+        .expect("update");
+    }
+    docs.len()
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mongo = MongoServer::start();
+    let client = Client::with_uri_str(mongo.uri()).await.expect("client");
+    let data = tempfile::TempDir::new().expect("data dir");
+
+    // The hub's way.
+    let hub_db = TestDb::create().await;
+    let (hub_mongo_db, hub_coll) = seeded(&client, n).await;
+    let f = ReadingSync::from_context(context(&mongo, &hub_db.url, &hub_mongo_db, data.path()).await)
+        .expect("config");
+    let clock = Instant::now();
+    let report = f.sync(Trigger::Cli).await;
+    let hub_time = clock.elapsed();
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert_eq!(report.synced.processed as usize, n);
+    let left = hub_coll
+        .count_documents(doc! {"status": "ingested"})
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+
+    // The seed's way, same servers, its own databases; the same table, created the same way.
+    let seed_db = TestDb::create().await;
+    let (seed_mongo_db, seed_coll) = seeded(&client, n).await;
+    let seed_ctx = context(&mongo, &seed_db.url, &seed_mongo_db, data.path()).await;
+    reading_sync::sink::ensure_schema(&seed_ctx.store)
+        .await
+        .expect("schema");
+    let Store::Postgres(pool) = &seed_ctx.store else {
+        unreachable!("DATABASE_URL is PostgreSQL")
+    };
+    let clock = Instant::now();
+    let done = seed_way(&seed_coll, pool).await;
+    let seed_time = clock.elapsed();
+    assert_eq!(done, n);
+
+    let (hub_rate, seed_rate) = (rate(n, hub_time), rate(n, seed_time));
+    println!("\nreading-sync: {n} documents, PoloDB → PostgreSQL on loopback\n");
+    println!("| way | time | docs/s |");
+    println!("|---|---|---|");
+    println!(
+        "| hub: claimed batches of 500, one transaction + one update_many each | {:.2} s | {:.0} |",
+        hub_time.as_secs_f64(),
+        hub_rate
+    );
+    println!(
+        "| seed: one INSERT + one update per document | {:.2} s | {:.0} |",
+        seed_time.as_secs_f64(),
+        seed_rate
+    );
+    println!("\nspeed-up: {:.1}× (aim ≥ 20×)", hub_rate / seed_rate);
+}
