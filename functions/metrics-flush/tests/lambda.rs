@@ -1,0 +1,98 @@
+//! The `metrics-flush` Lambda binary end to end: Function URL pushes (the events in
+//! `tests/fixtures/`) through the testkit's Lambda Runtime API, rows checked in the store.
+
+use hub_runtime::{HubConfig, Source, Store};
+use hub_testkit::lambda::{LambdaProcess, RuntimeApi};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Status and JSON body of an API Gateway v2 / Function URL response.
+fn http_answer(resp: &Value) -> (u64, Value) {
+    let body = resp["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no body: {resp}"));
+    (
+        resp["statusCode"].as_u64().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}")),
+    )
+}
+
+#[tokio::test]
+async fn function_url_pushes_are_written_once_and_bad_tokens_refused() {
+    let dir = TempDir::new().expect("scratch");
+    std::fs::write(dir.path().join("empty-hub.toml"), "").expect("hub.toml");
+    let env: Vec<(String, String)> = [
+        (
+            "HUB_CONFIG",
+            dir.path().join("empty-hub.toml").display().to_string(),
+        ),
+        ("HUB_DATA_DIR", dir.path().display().to_string()),
+        ("HUB_COLLECTOR_TOKEN", "test-collector-token".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut runtime = RuntimeApi::start(metrics_flush::NAME).await;
+    let mut lambda = LambdaProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_metrics-flush")),
+        metrics_flush::NAME,
+        runtime.addr,
+        &env,
+        dir.path(),
+    );
+
+    let push = fixture("apigw-v2-push.json");
+    let (status, body) = http_answer(&lambda.invoke(&mut runtime, "req-1", &push).await);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"service": "metrics-flush", "samples": 1, "inserted": 2, "duplicates": 0})
+    );
+    // The collector replays after a lost answer: nothing doubles.
+    let (status, body) = http_answer(&lambda.invoke(&mut runtime, "req-2", &push).await);
+    assert_eq!(
+        (status, body["duplicates"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+
+    let wrong = fixture("apigw-v2-push-wrong-token.json");
+    let (status, body) = http_answer(&lambda.invoke(&mut runtime, "req-3", &wrong).await);
+    assert_eq!(
+        (status, &body["error"]),
+        (401, &json!("wrong token")),
+        "{body}"
+    );
+    runtime.assert_nothing_else_posted(&lambda);
+    lambda.stop().await;
+
+    let source = Source::from_parts(None, env.into_iter().collect()).expect("source");
+    let store = Store::connect(&HubConfig::from_source(&source).expect("hub"))
+        .await
+        .expect("store");
+    let Store::Sqlite(pool) = &store else {
+        unreachable!("no DATABASE_URL: the embedded store")
+    };
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT host, metric_type, payload FROM system_metrics ORDER BY metric_type",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("nuc", "cpu"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&rows[0].2).expect("payload"),
+        json!({"total": 12.5, "cores": [10.0, 15.0]})
+    );
+}
