@@ -1,12 +1,15 @@
 //! The MongoDB side: claims, read-back, marking. Only these operations are used, all of which
 //! behave the same on MongoDB and on PoloDB's wire-protocol server (what the tests run against):
 //!
-//! - `find` with an equality / `$in` / `$lt` filter, `sort` on `_id`, `limit` (and `getMore`
-//!   through the cursor);
-//! - `update_many` with `$set` and `$unset`.
+//! - `find` with an equality / `$in` filter, `sort` on `_id`, and a negative `limit`
+//!   (`singleBatch`: the answer comes in one reply and no server cursor is left open);
+//! - `update_many` with `$set` and `$unset`, filtered by equality, `$in` and `$lt` on a date.
 //!
 //! Not used, on purpose: `findAndModify` (PoloDB lacks it), `update_one` (PoloDB updates every
-//! match), aggregation, transactions.
+//! match), aggregation and so `count_documents` (PoloDB's `$group` is wrong), transactions, and
+//! `getMore`: PoloDB numbers cursors by how many are open, so two clients reading at once can
+//! get each other's cursor ("cursor not found"). PoloDB returns documents in `_id` order and
+//! ignores `sort` and `projection`; MongoDB honours both, with the same result here.
 //!
 //! Document lifecycle (`status`): `ingested` → `processing` (with `sync_claim` and
 //! `sync_claimed_at`) → `processed` (with `synced_at`) or `failed` (with `sync_failed_at`; the
@@ -18,6 +21,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::{Client, Collection};
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub const INGESTED: &str = "ingested";
@@ -73,7 +77,7 @@ impl Inbox {
             .coll
             .find(doc! {"status": INGESTED})
             .sort(doc! {"_id": 1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .limit(single_batch(limit))
             .projection(doc! {"_id": 1})
             .await?
             .try_collect()
@@ -95,12 +99,35 @@ impl Inbox {
                 }},
             )
             .await?;
-        self.coll
-            .find(doc! {"_id": {"$in": ids}, "sync_claim": claim, "status": PROCESSING})
-            .sort(doc! {"_id": 1})
-            .await?
-            .try_collect()
-            .await
+        // One reply holds at most 16 MiB on MongoDB: read until every claimed id came back.
+        let mut remaining: HashMap<String, Bson> =
+            ids.into_iter().map(|id| (id_key(&id), id)).collect();
+        let mut owned = Vec::new();
+        while !remaining.is_empty() {
+            let page: Vec<Document> = self
+                .coll
+                .find(doc! {
+                    "_id": {"$in": remaining.values().cloned().collect::<Vec<_>>()},
+                    "sync_claim": claim,
+                    "status": PROCESSING,
+                })
+                .sort(doc! {"_id": 1})
+                .limit(single_batch(remaining.len()))
+                .await?
+                .try_collect()
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for d in &page {
+                if let Some(id) = d.get("_id") {
+                    remaining.remove(&id_key(id));
+                }
+            }
+            owned.extend(page);
+        }
+        owned.sort_by_key(|d| d.get("_id").map(id_key));
+        Ok(owned)
     }
 
     /// Whether any document is still waiting. Used to tell "nothing left" from "lost every
@@ -109,7 +136,7 @@ impl Inbox {
         let first: Vec<Document> = self
             .coll
             .find(doc! {"status": INGESTED})
-            .limit(1)
+            .limit(single_batch(1))
             .projection(doc! {"_id": 1})
             .await?
             .try_collect()
@@ -155,6 +182,16 @@ impl Inbox {
     pub async fn release(&self, claim: &str, ids: Vec<Bson>) -> Result<u64, Error> {
         self.finish(claim, ids, INGESTED, None).await
     }
+}
+
+/// A `limit` that asks for one reply and no cursor (see the module docs).
+fn single_batch(n: usize) -> i64 {
+    -i64::try_from(n.max(1)).unwrap_or(i64::MAX)
+}
+
+/// A hashable key for an `_id` of any BSON type.
+fn id_key(id: &Bson) -> String {
+    id.clone().into_relaxed_extjson().to_string()
 }
 
 fn bson_time(t: DateTime<Utc>) -> mongodb::bson::DateTime {

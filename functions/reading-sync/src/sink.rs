@@ -77,8 +77,11 @@ CREATE TABLE IF NOT EXISTS reading_sync_dead_letters (
 
 pub async fn ensure_schema(store: &Store) -> Result<(), StoreError> {
     match store {
-        Store::Postgres(pool) => drop(sqlx::raw_sql(PG_SCHEMA).execute(pool).await?),
-        Store::Sqlite(pool) => drop(sqlx::raw_sql(SQLITE_SCHEMA).execute(pool).await?),
+        Store::Postgres(pool) => sqlx::raw_sql(PG_SCHEMA).execute(pool).await.map(|_| ())?,
+        Store::Sqlite(pool) => sqlx::raw_sql(SQLITE_SCHEMA)
+            .execute(pool)
+            .await
+            .map(|_| ())?,
     }
     Ok(())
 }

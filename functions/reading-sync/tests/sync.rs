@@ -93,12 +93,20 @@ impl Env {
         }
     }
 
+    /// Counted client-side: the driver's `count_documents` is an aggregation, which PoloDB
+    /// gets wrong.
     async fn count(&self, filter: Document) -> u64 {
-        self.collection()
+        use futures::TryStreamExt;
+        let found: Vec<Document> = self
+            .collection()
             .await
-            .count_documents(filter)
+            .find(filter)
             .await
-            .expect("count_documents")
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("read");
+        found.len() as u64
     }
 
     /// `mongo_id` → number of rows, over the whole table.
