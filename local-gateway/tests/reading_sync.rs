@@ -138,9 +138,16 @@ async fn mongodb_down_answers_503_and_records_the_failure() {
     assert!(body["request_id"].is_string());
     let runs = app.runs("reading-sync").await;
     assert_eq!(runs[0]["outcome"], "failure", "{runs:?}");
-    // MongoDB is not a readiness dependency of the gateway.
-    let (status, ready) = app.get_json("/readyz").await;
-    assert_eq!(status, 200, "{ready}");
+    // MongoDB is not a readiness dependency: a down source fails runs, not the gateway.
+    let (_, ready) = app.get_json("/readyz").await;
+    assert_eq!(ready["checks"]["reading-sync"], "ok", "{ready}");
+    assert!(
+        !ready["failing"]
+            .as_array()
+            .expect("failing list")
+            .contains(&"reading-sync".into()),
+        "{ready}"
+    );
 }
 
 #[tokio::test]
@@ -193,11 +200,13 @@ async fn the_schedule_runs_the_sync() {
 /// every document stored exactly once and marked processed.
 #[tokio::test]
 async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
-    const N: usize = 20_000;
+    const N: usize = 5_000;
     let mongo = MongoServer::start();
     let setup = setup_with(Backend::Postgres, &mongo, N)
         .await
-        .set("BATCH_SIZE", 200);
+        .set("BATCH_SIZE", 100)
+        // The whole sync answers one request; a debug build against PoloDB takes a while.
+        .set("HUB_REQUEST_TIMEOUT_SECS", 600);
     let db_url = setup.env["DATABASE_URL"].clone();
     let pool = sqlx::PgPool::connect(&db_url).await.expect("pg");
 

@@ -61,7 +61,13 @@ impl MongoServer {
                 .arg(dir.path().join("db"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                // PoloDB logs an error for every command it lacks (e.g. the driver's
+                // endSessions); TESTKIT_POLODB_LOG=1 shows them.
+                .stderr(if std::env::var_os("TESTKIT_POLODB_LOG").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
                 .spawn()
                 .expect("spawn polodb serve");
             let deadline = Instant::now() + Duration::from_secs(15);
