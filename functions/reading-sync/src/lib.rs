@@ -628,3 +628,39 @@ impl Function for ReadingSync {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(env: &[(&str, &str)]) -> Result<SyncConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        SyncConfig::from_source(&Source::from_parts(None, env).expect("source"))
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let cfg = config(&[("MONGO_URI", "mongodb://127.0.0.1:27017/")]).expect("valid");
+        assert_eq!(cfg.mongo_db, "reading-analytics");
+        assert_eq!(cfg.mongo_collection, "articles");
+        assert_eq!(cfg.batch_size, 500);
+        assert_eq!(cfg.max_docs, None);
+        assert_eq!(cfg.claim_timeout, Duration::from_secs(600));
+        assert!(config(&[]).expect("valid").mongo_uri.is_none());
+    }
+
+    #[test]
+    fn bad_settings_fail_start_naming_the_setting_without_echoing_secrets() {
+        let err = config(&[("MONGO_URI", "http://reader:s3cret@db:27017")]).expect_err("bad uri");
+        let text = err.to_string();
+        assert!(text.contains("MONGO_URI") && !text.contains("s3cret"), "{text}");
+        for size in ["0", "10001", "many"] {
+            let err = config(&[("BATCH_SIZE", size)]).expect_err("bad batch size");
+            assert!(err.to_string().contains("BATCH_SIZE"), "{err}");
+        }
+    }
+}
