@@ -18,8 +18,9 @@
 //! `BATCH_SIZE` oldest-first (by `_id`) until none is left or `SYNC_MAX_DOCS` is reached. Per
 //! batch: claim the documents in MongoDB (`status: "processing"` + a claim id, read back what
 //! this claim owns) → map them → write the batch to the database in one transaction (upsert on
-//! `mongo_id`, dead letters alongside) → commit → mark exactly those documents `processed` (or
-//! `failed`) with one `update_many` on `_id $in`. A crash after the commit leaves the documents
+//! `mongo_id`, dead letters alongside) → commit → mark exactly the documents of this claim
+//! `processed` with one `update_many` (the dead-lettered ones `failed` with another). A crash
+//! after the commit leaves the documents
 //! claimed; once the claim times out they are read again and the upsert replaces the same rows:
 //! a harmless re-read, never a loss or a duplicate row. Two runners (gateway + Lambda, or two
 //! replicas) never own the same document at once.
@@ -385,9 +386,11 @@ impl ReadingSync {
                     .min(usize::try_from(max - done).unwrap_or(usize::MAX)),
                 None => cfg.batch_size,
             };
-            let claim = uuid::Uuid::new_v4().to_string();
-            let docs = inbox.claim(&claim, take).await?;
-            if docs.is_empty() {
+            let Some(claimed) = inbox.claim(take).await? else {
+                return Ok(());
+            };
+            if claimed.docs.is_empty() {
+                // Every candidate went to another runner between the read and the claim.
                 lost += 1;
                 if lost > 10 || !inbox.any_waiting().await? {
                     return Ok(());
@@ -396,21 +399,18 @@ impl ReadingSync {
             }
             lost = 0;
             self.step(Step::Claimed).await;
-            let batch = Batch::map(docs);
+            let batch = Batch::map(&claimed.docs);
             if let Err(e) = sink::write_batch(store, &batch.readings, &batch.dead).await {
                 // Give the documents back now rather than after the claim timeout.
-                let all = batch.good_ids.into_iter().chain(batch.bad_ids).collect();
-                if let Err(me) = inbox.release(&claim, all).await {
+                if let Err(me) = inbox.release(&claimed).await {
                     tracing::warn!(error = %me, "cannot release claimed documents; they are released after the claim timeout");
                 }
                 return Err(e.into());
             }
             self.step(Step::Committed).await;
-            let (good, bad) = (batch.readings.len() as u64, batch.dead.len() as u64);
-            inbox.mark_processed(&claim, batch.good_ids).await?;
-            inbox.mark_failed(&claim, batch.bad_ids).await?;
-            synced.processed += good;
-            synced.failed += bad;
+            inbox.mark(&claimed, batch.bad_ids).await?;
+            synced.processed += batch.readings.len() as u64;
+            synced.failed += batch.dead.len() as u64;
             self.step(Step::Marked).await;
         }
     }
@@ -420,23 +420,21 @@ impl ReadingSync {
 struct Batch {
     readings: Vec<transform::Reading>,
     dead: Vec<sink::DeadLetter>,
-    /// The `_id` values as stored, for the MongoDB updates.
-    good_ids: Vec<Bson>,
+    /// The `_id` values of the dead letters as stored, to mark them `failed`.
     bad_ids: Vec<Bson>,
 }
 
 impl Batch {
-    fn map(docs: Vec<Document>) -> Self {
+    fn map(docs: &[Document]) -> Self {
         let mut b = Batch {
             readings: Vec::with_capacity(docs.len()),
             dead: Vec::new(),
-            good_ids: Vec::with_capacity(docs.len()),
             bad_ids: Vec::new(),
         };
         let mut seen = HashSet::new();
         for doc in docs {
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            let mapped = transform::reading(&doc).and_then(|r| {
+            let mapped = transform::reading(doc).and_then(|r| {
                 // A string `_id` equal to another document's ObjectId hex would make one
                 // statement update the same row twice.
                 if seen.insert(r.mongo_id.clone()) {
@@ -449,18 +447,15 @@ impl Batch {
                 }
             });
             match mapped {
-                Ok(r) => {
-                    b.readings.push(r);
-                    b.good_ids.push(id);
-                }
+                Ok(r) => b.readings.push(r),
                 Err(error) => {
-                    let mongo_id = transform::mongo_id(&doc)
+                    let mongo_id = transform::mongo_id(doc)
                         .unwrap_or_else(|_| id.clone().into_relaxed_extjson().to_string());
                     tracing::warn!(%mongo_id, %error, "document dead-lettered");
                     b.dead.push(sink::DeadLetter {
                         mongo_id,
                         error,
-                        document: transform::raw_json(&doc),
+                        document: transform::raw_json(doc),
                     });
                     b.bad_ids.push(id);
                 }
@@ -657,7 +652,10 @@ mod tests {
     fn bad_settings_fail_start_naming_the_setting_without_echoing_secrets() {
         let err = config(&[("MONGO_URI", "http://reader:s3cret@db:27017")]).expect_err("bad uri");
         let text = err.to_string();
-        assert!(text.contains("MONGO_URI") && !text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains("MONGO_URI") && !text.contains("s3cret"),
+            "{text}"
+        );
         for size in ["0", "10001", "many"] {
             let err = config(&[("BATCH_SIZE", size)]).expect_err("bad batch size");
             assert!(err.to_string().contains("BATCH_SIZE"), "{err}");

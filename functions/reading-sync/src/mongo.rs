@@ -1,9 +1,10 @@
 //! The MongoDB side: claims, read-back, marking. Only these operations are used, all of which
 //! behave the same on MongoDB and on PoloDB's wire-protocol server (what the tests run against):
 //!
-//! - `find` with an equality / `$in` filter, `sort` on `_id`, and a negative `limit`
-//!   (`singleBatch`: the answer comes in one reply and no server cursor is left open);
-//! - `update_many` with `$set` and `$unset`, filtered by equality, `$in` and `$lt` on a date.
+//! - `find` with equality, `$in` and `_id` range (`$gt`/`$gte`/`$lte`) filters, `sort` on `_id`,
+//!   and a negative `limit` (`singleBatch`: the answer comes in one reply and no server cursor
+//!   is left open);
+//! - `update_many` with `$set` and `$unset`, filtered the same ways and by `$lt` on a date.
 //!
 //! Not used, on purpose: `findAndModify` (PoloDB lacks it), `update_one` (PoloDB updates every
 //! match), aggregation and so `count_documents` (PoloDB's `$group` is wrong), transactions, and
@@ -18,10 +19,10 @@
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::{Client, Collection};
-use std::collections::HashMap;
 use std::time::Duration;
 
 pub const INGESTED: &str = "ingested";
@@ -68,11 +69,12 @@ impl Inbox {
         Ok(res.modified_count)
     }
 
-    /// Claims up to `limit` of the oldest `ingested` documents for `claim` and returns the ones
-    /// this claim owns, oldest first. Another runner may win some of them between the read and
-    /// the update: the update only takes documents still `ingested`, and the read-back returns
-    /// only what carries this claim, so no document is owned twice.
-    pub async fn claim(&self, claim: &str, limit: usize) -> Result<Vec<Document>, Error> {
+    /// Claims up to `limit` of the oldest `ingested` documents and returns what this claim
+    /// owns, oldest first; `None` when there was nothing to claim. Another runner may win some
+    /// of them between the read and the update: the update only takes documents still
+    /// `ingested`, and the read-back returns only what carries this claim, so no document is
+    /// owned twice.
+    pub async fn claim(&self, limit: usize) -> Result<Option<Claimed>, Error> {
         let candidates: Vec<Document> = self
             .coll
             .find(doc! {"status": INGESTED})
@@ -86,48 +88,46 @@ impl Inbox {
             .into_iter()
             .filter_map(|mut d| d.remove("_id"))
             .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
+        let Some(scope) = Scope::of(ids) else {
+            return Ok(None);
+        };
+        let claim = uuid::Uuid::new_v4().to_string();
+        let mut filter = scope.filter();
+        filter.insert("status", INGESTED);
         self.coll
             .update_many(
-                doc! {"_id": {"$in": ids.clone()}, "status": INGESTED},
+                filter,
                 doc! {"$set": {
                     "status": PROCESSING,
-                    "sync_claim": claim,
+                    "sync_claim": &claim,
                     "sync_claimed_at": bson_time(Utc::now()),
                 }},
             )
             .await?;
-        // One reply holds at most 16 MiB on MongoDB: read until every claimed id came back.
-        let mut remaining: HashMap<String, Bson> =
-            ids.into_iter().map(|id| (id_key(&id), id)).collect();
-        let mut owned = Vec::new();
-        while !remaining.is_empty() {
+        // One reply holds at most 16 MiB on MongoDB: read on after the last `_id` returned
+        // until a reply comes back empty.
+        let mut docs: Vec<Document> = Vec::new();
+        loop {
+            let mut filter = match docs.last().and_then(|d| d.get("_id")) {
+                Some(last) => scope.after(last),
+                None => scope.filter(),
+            };
+            filter.insert("sync_claim", &claim);
+            filter.insert("status", PROCESSING);
             let page: Vec<Document> = self
                 .coll
-                .find(doc! {
-                    "_id": {"$in": remaining.values().cloned().collect::<Vec<_>>()},
-                    "sync_claim": claim,
-                    "status": PROCESSING,
-                })
+                .find(filter)
                 .sort(doc! {"_id": 1})
-                .limit(single_batch(remaining.len()))
+                .limit(single_batch(scope.len()))
                 .await?
                 .try_collect()
                 .await?;
             if page.is_empty() {
                 break;
             }
-            for d in &page {
-                if let Some(id) = d.get("_id") {
-                    remaining.remove(&id_key(id));
-                }
-            }
-            owned.extend(page);
+            docs.extend(page);
         }
-        owned.sort_by_key(|d| d.get("_id").map(id_key));
-        Ok(owned)
+        Ok(Some(Claimed { claim, scope, docs }))
     }
 
     /// Whether any document is still waiting. Used to tell "nothing left" from "lost every
@@ -144,54 +144,121 @@ impl Inbox {
         Ok(!first.is_empty())
     }
 
-    /// Ends a claim on `ids`: sets `status` (and a time field), drops the claim fields.
-    async fn finish(
-        &self,
-        claim: &str,
-        ids: Vec<Bson>,
-        status: &str,
-        time_field: Option<&str>,
-    ) -> Result<u64, Error> {
-        if ids.is_empty() {
-            return Ok(0);
+    /// Ends a claim: the documents in `failed` become `failed`, every other document of the
+    /// claim `processed`. Only call it once every document of the claim is in the database or
+    /// the dead-letter table.
+    pub async fn mark(&self, c: &Claimed, failed: Vec<Bson>) -> Result<(), Error> {
+        if !failed.is_empty() {
+            self.finish(
+                doc! {"_id": {"$in": failed}, "sync_claim": &c.claim},
+                doc! {"status": FAILED, "sync_failed_at": bson_time(Utc::now())},
+            )
+            .await?;
         }
-        let mut set = doc! {"status": status};
-        if let Some(field) = time_field {
-            set.insert(field, bson_time(Utc::now()));
-        }
-        let res = self
-            .coll
+        let mut rest = c.scope.filter();
+        rest.insert("sync_claim", &c.claim);
+        self.finish(
+            rest,
+            doc! {"status": PROCESSED, "synced_at": bson_time(Utc::now())},
+        )
+        .await
+    }
+
+    /// Gives a claim's documents back (`ingested`) when they could not be written.
+    pub async fn release(&self, c: &Claimed) -> Result<(), Error> {
+        let mut filter = c.scope.filter();
+        filter.insert("sync_claim", &c.claim);
+        self.finish(filter, doc! {"status": INGESTED}).await
+    }
+
+    async fn finish(&self, filter: Document, set: Document) -> Result<(), Error> {
+        self.coll
             .update_many(
-                doc! {"_id": {"$in": ids}, "sync_claim": claim},
+                filter,
                 doc! {"$set": set, "$unset": {"sync_claim": "", "sync_claimed_at": ""}},
             )
             .await?;
-        Ok(res.modified_count)
+        Ok(())
+    }
+}
+
+/// The documents of one claim, as read back.
+#[derive(Debug)]
+pub struct Claimed {
+    claim: String,
+    scope: Scope,
+    pub docs: Vec<Document>,
+}
+
+/// Which `_id`s a claim may cover. ObjectIds (what MongoDB assigns) are claimed as the range
+/// from the first to the last candidate: on MongoDB that is one index range either way, but
+/// PoloDB checks an `$in` list against every document of the collection, which made `$in` the
+/// whole cost of a sync. An ingested document inserted inside the range meanwhile is simply
+/// claimed too. Other `_id` types are claimed by `$in`, since MongoDB compares across types by
+/// type first.
+#[derive(Debug)]
+enum Scope {
+    Range(ObjectId, ObjectId, usize),
+    Ids(Vec<Bson>),
+}
+
+impl Scope {
+    fn of(ids: Vec<Bson>) -> Option<Self> {
+        let oids: Option<Vec<ObjectId>> = ids
+            .iter()
+            .map(|id| match id {
+                Bson::ObjectId(o) => Some(*o),
+                _ => None,
+            })
+            .collect();
+        match oids {
+            Some(o) if !o.is_empty() => {
+                let (first, last) = (o.iter().min()?, o.iter().max()?);
+                Some(Scope::Range(*first, *last, o.len()))
+            }
+            _ if ids.is_empty() => None,
+            _ => Some(Scope::Ids(ids)),
+        }
     }
 
-    pub async fn mark_processed(&self, claim: &str, ids: Vec<Bson>) -> Result<u64, Error> {
-        self.finish(claim, ids, PROCESSED, Some("synced_at")).await
+    fn len(&self) -> usize {
+        match self {
+            Scope::Range(.., n) => *n,
+            Scope::Ids(ids) => ids.len(),
+        }
     }
 
-    pub async fn mark_failed(&self, claim: &str, ids: Vec<Bson>) -> Result<u64, Error> {
-        self.finish(claim, ids, FAILED, Some("sync_failed_at"))
-            .await
+    fn filter(&self) -> Document {
+        match self {
+            Scope::Range(first, last, _) => doc! {"_id": {"$gte": first, "$lte": last}},
+            Scope::Ids(ids) => doc! {"_id": {"$in": ids.clone()}},
+        }
     }
 
-    /// Gives claimed documents back (`ingested`) when they could not be written.
-    pub async fn release(&self, claim: &str, ids: Vec<Bson>) -> Result<u64, Error> {
-        self.finish(claim, ids, INGESTED, None).await
+    /// The part of the scope after `last` (for reading a claim back page by page).
+    fn after(&self, last: &Bson) -> Document {
+        match self {
+            Scope::Range(_, end, _) => doc! {"_id": {"$gt": last.clone(), "$lte": end}},
+            Scope::Ids(ids) => {
+                let key = id_key(last);
+                let pos = ids
+                    .iter()
+                    .position(|id| id_key(id) == key)
+                    .map_or(0, |p| p + 1);
+                doc! {"_id": {"$in": ids[pos..].to_vec()}}
+            }
+        }
     }
+}
+
+/// A comparable key for an `_id` of any BSON type.
+fn id_key(id: &Bson) -> String {
+    id.clone().into_relaxed_extjson().to_string()
 }
 
 /// A `limit` that asks for one reply and no cursor (see the module docs).
 fn single_batch(n: usize) -> i64 {
     -i64::try_from(n.max(1)).unwrap_or(i64::MAX)
-}
-
-/// A hashable key for an `_id` of any BSON type.
-fn id_key(id: &Bson) -> String {
-    id.clone().into_relaxed_extjson().to_string()
 }
 
 fn bson_time(t: DateTime<Utc>) -> mongodb::bson::DateTime {
