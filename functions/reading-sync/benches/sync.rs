@@ -102,10 +102,13 @@ fn rate(n: usize, d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: then only check
+    // that the harness works, on a handful of documents.
+    let benching = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("BENCH_DOCS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(if benching { 10_000 } else { 50 });
     let mongo = MongoServer::start();
     let client = Client::with_uri_str(mongo.uri()).await.expect("client");
     let data = tempfile::TempDir::new().expect("data dir");
