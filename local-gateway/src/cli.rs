@@ -40,7 +40,7 @@ reading-sync (schedule 0 0 0,12 * * *):
   MONGO_COLLECTION            collection (default articles)
   BATCH_SIZE                  documents per batch (default 500, at most 10000)
   SYNC_MAX_DOCS               cap on documents per run (default: none)
-  CLAIM_TIMEOUT_SECS          claims older than this are released to the next run (default 600)
+  CLAIM_TIMEOUT_SECS          claims older than this are released to the next run (default 600, 1 to 604800)
   MONGO_TIMEOUT_SECS          how long to wait for an unreachable MongoDB (default 10)
 
 Any secret can be given as NAME_FILE=/path instead (systemd credentials, Kubernetes secrets).";

@@ -265,16 +265,23 @@ async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
         "every document exactly once"
     );
     assert_eq!(processed(&mongo, &setup).await, N as u64);
-    // The killed run's history row stays `running`: it never learnt how it ended.
-    let statuses: Vec<(String,)> =
-        sqlx::query_as("SELECT status FROM reading_sync_history ORDER BY id")
-            .fetch_all(&pool)
-            .await
-            .expect("history");
-    assert_eq!(
-        statuses.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
-        ["running", "success"]
+    // The killed run never learnt how it ended; the next run, started after the claim timeout,
+    // closes its history row as abandoned.
+    let history: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT status, error_message, end_time IS NOT NULL FROM reading_sync_history ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("history");
+    assert_eq!(history.len(), 2, "{history:?}");
+    let (status, error, ended) = &history[0];
+    assert_eq!(status, "failed", "{history:?}");
+    assert!(*ended, "{history:?}");
+    assert!(
+        error.as_deref().is_some_and(|e| e.starts_with("abandoned")),
+        "{history:?}"
     );
+    assert_eq!(history[1].0, "success", "{history:?}");
     assert!(
         stored_runs(&setup)
             .await

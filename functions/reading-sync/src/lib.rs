@@ -33,7 +33,9 @@
 //!
 //! **History:** each run is a row of `reading_sync_history (start_time, end_time, status,
 //! processed_count, error_message)` — the seed's table, plus `failed_count` and `trigger` — with
-//! status `running`, then `success` or `failed`; and a run in the hub's history.
+//! status `running`, then `success` or `failed`; and a run in the hub's history. A row left
+//! `running` by a runner that died is closed as `failed` ("abandoned: …") by the first run that
+//! starts more than `CLAIM_TIMEOUT_SECS` after it.
 //!
 //! **Storage:** the hub's store (`DATABASE_URL`; the embedded SQLite file without it, JSON kept
 //! as text there). Tables are created on first use.
@@ -96,6 +98,9 @@ pub struct SyncConfig {
     pub mongo_timeout: Duration,
 }
 
+/// A week: the largest `CLAIM_TIMEOUT_SECS` accepted.
+const MAX_CLAIM_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
 impl SyncConfig {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         let invalid = |setting: &str, message: String| ConfigError::Invalid {
@@ -119,6 +124,18 @@ impl SyncConfig {
                 format!("{batch_size} is not 1–10000"),
             ));
         }
+        let claim_timeout =
+            src.seconds_or("reading_sync.claim_timeout_secs", "CLAIM_TIMEOUT_SECS", 600)?;
+        // 0 would release the claims of a runner still working; a week is beyond any sane run.
+        if !(1..=MAX_CLAIM_TIMEOUT_SECS).contains(&claim_timeout.as_secs()) {
+            return Err(invalid(
+                "CLAIM_TIMEOUT_SECS",
+                format!(
+                    "{} is not 1–{MAX_CLAIM_TIMEOUT_SECS} seconds",
+                    claim_timeout.as_secs()
+                ),
+            ));
+        }
         let max_docs = src
             .get::<u64>("reading_sync.max_docs", "SYNC_MAX_DOCS")?
             .filter(|n| *n > 0);
@@ -136,11 +153,7 @@ impl SyncConfig {
             )?,
             batch_size,
             max_docs,
-            claim_timeout: src.seconds_or(
-                "reading_sync.claim_timeout_secs",
-                "CLAIM_TIMEOUT_SECS",
-                600,
-            )?,
+            claim_timeout,
             mongo_timeout: src.seconds_or(
                 "reading_sync.mongo_timeout_secs",
                 "MONGO_TIMEOUT_SECS",
@@ -312,6 +325,19 @@ impl ReadingSync {
         Ok(inbox)
     }
 
+    /// How long a claim (and a `running` history row) may go untouched before the runner that
+    /// holds it is taken for dead.
+    fn claim_timeout(&self) -> chrono::Duration {
+        // Checked at load; the cap keeps a hand-built config from overflowing date arithmetic.
+        let secs = self
+            .inner
+            .cfg
+            .claim_timeout
+            .as_secs()
+            .min(MAX_CLAIM_TIMEOUT_SECS);
+        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
     async fn step(&self, step: Step) {
         if let Some(hook) = &self.inner.hook {
             hook(step).await;
@@ -327,7 +353,18 @@ impl ReadingSync {
         let result = async {
             let store = self.store().await?;
             let history = match sink::history_start(store, started, trigger.as_str()).await {
-                Ok(id) => Some(id),
+                Ok(id) => {
+                    let cutoff = started - self.claim_timeout();
+                    match sink::history_close_abandoned(store, cutoff, id).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(
+                            rows = n,
+                            "closed reading_sync_history rows of runs that never finished"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "cannot close abandoned history rows"),
+                    }
+                    Some(id)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open a reading_sync_history row");
                     None
@@ -373,7 +410,7 @@ impl ReadingSync {
         let cfg = &self.inner.cfg;
         let store = self.store().await?;
         let inbox = self.inbox().await?;
-        let cutoff = Utc::now() - chrono::Duration::from_std(cfg.claim_timeout).unwrap_or_default();
+        let cutoff = Utc::now() - self.claim_timeout();
         synced.released = inbox.release_stale(cutoff).await?;
         // Lost every candidate to another runner this many times in a row: let it finish.
         let mut lost = 0;
@@ -659,6 +696,10 @@ mod tests {
         for size in ["0", "10001", "many"] {
             let err = config(&[("BATCH_SIZE", size)]).expect_err("bad batch size");
             assert!(err.to_string().contains("BATCH_SIZE"), "{err}");
+        }
+        for secs in ["0", "604801", "18446744073709551615"] {
+            let err = config(&[("CLAIM_TIMEOUT_SECS", secs)]).expect_err("bad claim timeout");
+            assert!(err.to_string().contains("CLAIM_TIMEOUT_SECS"), "{err}");
         }
     }
 }

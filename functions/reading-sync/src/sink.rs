@@ -229,6 +229,32 @@ pub async fn history_start(
     Ok(id)
 }
 
+/// Closes the `running` rows, other than `mine`, of runs started before `cutoff`: their runner
+/// died (`kill -9`, a lost Lambda) without saying how they ended. A run that is merely slow
+/// overwrites this when it finishes. Returns how many rows were closed.
+pub async fn history_close_abandoned(
+    store: &Store,
+    cutoff: DateTime<Utc>,
+    mine: i64,
+) -> Result<u64, StoreError> {
+    const SQL: &str = "UPDATE reading_sync_history SET end_time = $1, status = 'failed', \
+        error_message = $2 WHERE status = 'running' AND start_time < $3 AND id <> $4";
+    let reason = format!(
+        "abandoned: still running at {}, when a later run started; its runner stopped \
+         before the run finished",
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let done = hub_runtime::on_pool!(store, |p| sqlx::query(SQL)
+        .bind(Utc::now())
+        .bind(&reason)
+        .bind(cutoff)
+        .bind(mine)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done)
+}
+
 /// Closes a history row with the run's result.
 pub async fn history_finish(
     store: &Store,

@@ -332,11 +332,24 @@ async fn a_run_killed_at_any_step_loses_nothing_and_duplicates_nothing() {
         let want = if step == Step::Claimed { 100 } else { 200 };
         assert_eq!(stored, want, "{step:?}: rows after the crash");
 
-        // The next run (claims time out at once here) finishes the job.
-        let env = env.set("CLAIM_TIMEOUT_SECS", 0);
+        // The next run, once the claims have timed out, finishes the job.
+        let env = env.set("CLAIM_TIMEOUT_SECS", 1);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let report = env.function().await.sync(Trigger::Cli).await;
         assert!(report.error.is_none(), "{step:?}: {:?}", report.error);
         env.assert_exactly_once(&ids).await;
+        // ... and closes the dead run's history row instead of leaving it `running` forever.
+        let history = env.history().await;
+        assert_eq!(history.len(), 2, "{step:?}: {history:?}");
+        assert_eq!(history[0].0, "failed", "{step:?}: {history:?}");
+        assert!(
+            history[0]
+                .3
+                .as_deref()
+                .is_some_and(|m| m.starts_with("abandoned")),
+            "{step:?}: {history:?}"
+        );
+        assert_eq!(history[1].0, "success", "{step:?}: {history:?}");
     }
 }
 
@@ -357,6 +370,9 @@ async fn claims_younger_than_the_timeout_are_left_alone() {
     let other = env.function().await.sync(Trigger::Cli).await;
     assert_eq!(other.synced.processed, 20);
     assert_eq!(env.count(doc! {"status": "processing"}).await, 10);
+    // Nor is the history row of the run still working.
+    let statuses: Vec<String> = env.history().await.into_iter().map(|h| h.0).collect();
+    assert_eq!(statuses, ["running", "success"]);
     run.abort();
 }
 
