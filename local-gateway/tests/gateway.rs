@@ -124,17 +124,7 @@ async fn readiness_fails_when_postgres_goes_away() {
 
     // Pull the database out from under the running gateway.
     let db = setup.db.as_ref().expect("postgres backend");
-    let admin = std::env::var("TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = db.url.rsplit('/').next().expect("db name").to_owned();
-    {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin).await.expect("admin");
-        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .execute(&mut c)
-            .await
-            .expect("drop");
-    }
+    db.drop_now().await;
     let (status, body) = app.get_json("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["failing"], serde_json::json!(["store"]));

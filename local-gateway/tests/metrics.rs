@@ -186,17 +186,7 @@ async fn database_down_answers_503_so_the_agent_spools() {
     let setup = Setup::new(Backend::Postgres).await;
     let app = TestApp::spawn(&setup).await;
     let db = setup.db.as_ref().expect("postgres");
-    let name = db.url.rsplit('/').next().expect("name").to_owned();
-    let admin = std::env::var("TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin).await.expect("admin");
-        sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .execute(&mut c)
-            .await
-            .expect("drop");
-    }
+    db.drop_now().await;
     let body = serde_json::to_vec(&json!({"samples": [sample("h1", chrono::Utc::now(), 1.0)]}))
         .expect("json");
     let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body).await;

@@ -37,6 +37,16 @@ pub enum Posted {
     Unexpected { method: Method, uri: Uri },
 }
 
+/// An event fixture: `<manifest_dir>/tests/fixtures/<name>`, parsed as JSON. Pass
+/// `env!("CARGO_MANIFEST_DIR")` of the crate whose test it is.
+pub fn fixture(manifest_dir: &str, name: &str) -> Value {
+    let path = FsPath::new(manifest_dir).join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()))
+}
+
 impl std::fmt::Display for Posted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -232,7 +242,7 @@ impl LambdaProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(path) = std::env::var_os("PATH") {
+        if let Some(path) = &crate::config::settings().path {
             cmd.env("PATH", path);
         }
         let mut child = cmd

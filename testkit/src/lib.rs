@@ -4,6 +4,7 @@
 //! - [`MongoServer`]: a real MongoDB wire-protocol server (PoloDB's) per test on a free port;
 //! - [`lambda`]: a minimal AWS Lambda Runtime API and a function binary driven by it.
 
+mod config;
 pub mod lambda;
 mod mongo;
 mod pg;

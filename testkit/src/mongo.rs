@@ -18,21 +18,19 @@ pub struct MongoServer {
 
 /// `POLODB_BIN`, else `polodb` on `PATH`, else where `make test-deps` caches it.
 fn polodb_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("POLODB_BIN") {
-        return PathBuf::from(bin);
+    let settings = crate::config::settings();
+    if let Some(bin) = &settings.polodb_bin {
+        return bin.clone();
     }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
+    let on_path = settings.path.as_ref().and_then(|path| {
+        std::env::split_paths(path)
             .map(|d| d.join("polodb"))
             .find(|p| p.is_file())
     });
     if let Some(bin) = on_path {
         return bin;
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let cached = home.join(format!(
+    let cached = settings.home.join(format!(
         ".cache/hub-tools/polodb-{POLODB_VERSION}/bin/polodb"
     ));
     assert!(
@@ -63,7 +61,7 @@ impl MongoServer {
                 .stdout(Stdio::null())
                 // PoloDB logs an error for every command it lacks (e.g. the driver's
                 // endSessions); TESTKIT_POLODB_LOG=1 shows them.
-                .stderr(if std::env::var_os("TESTKIT_POLODB_LOG").is_some() {
+                .stderr(if crate::config::settings().polodb_log {
                     Stdio::inherit()
                 } else {
                     Stdio::null()

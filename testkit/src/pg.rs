@@ -8,16 +8,10 @@ pub struct TestDb {
     admin_url: String,
 }
 
-/// The server tests create their databases on (`TEST_PG_ADMIN_URL`, default the machine's
-/// trust-auth PostgreSQL on 127.0.0.1:5432).
-pub fn admin_url() -> String {
-    std::env::var("TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
 impl TestDb {
     pub async fn create() -> Self {
-        let admin_url = admin_url();
+        // `TEST_PG_ADMIN_URL`, default the machine's trust-auth PostgreSQL on 127.0.0.1:5432.
+        let admin_url = crate::config::settings().pg_admin_url.clone();
         let name = format!("hub_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&admin_url)
             .await

@@ -4,16 +4,11 @@
 use hub_runtime::{HubConfig, Source, Store};
 use hub_testkit::lambda::{LambdaProcess, RuntimeApi};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tempfile::TempDir;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    hub_testkit::lambda::fixture(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 /// Status and JSON body of an API Gateway v2 / Function URL response.

@@ -11,16 +11,11 @@ use mongodb::Client;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tempfile::TempDir;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    hub_testkit::lambda::fixture(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 #[tokio::test]

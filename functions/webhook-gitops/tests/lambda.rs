@@ -159,18 +159,8 @@ async fn lambda_binary_answers_api_gateway_v2_events_like_the_router() {
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn fixture(name: &str) -> Value {
-    let path = fixture_path(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()))
+    hub_testkit::lambda::fixture(env!("CARGO_MANIFEST_DIR"), name)
 }
 
 /// The raw request body an event carries (base64-decoded when `isBase64Encoded`).
