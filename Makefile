@@ -55,11 +55,17 @@ lambda-deps: ## Install cargo-lambda and zig (from PyPI)
 	@{ command -v cargo-lambda >/dev/null && python3 -c 'import ziglang' 2>/dev/null; } || \
 	  pip install --quiet cargo-lambda ziglang
 
-LAMBDA_FUNCTIONS := webhook-gitops metrics-flush reading-sync
+# One crate per folder under functions/, named like its folder.
+LAMBDA_FUNCTIONS := $(notdir $(wildcard functions/*))
 
 .PHONY: lambda-build
 lambda-build: lambda-deps ## Package every function for a Lambda-compatible runtime (target/lambda/<name>/bootstrap)
 	for f in $(LAMBDA_FUNCTIONS); do cargo lambda build --release -p $$f || exit 1; done
+	for f in $(LAMBDA_FUNCTIONS); do test -s target/lambda/$$f/bootstrap || { echo "no bootstrap for $$f"; exit 1; }; done
+
+.PHONY: lambda-functions
+lambda-functions: ## Print the functions make lambda-build packages (one per functions/ folder)
+	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
 bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop

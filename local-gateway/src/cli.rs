@@ -1,9 +1,11 @@
 //! Command line of `hub-gateway`.
 
-use clap::{Parser, Subcommand};
+use crate::app::FUNCTIONS;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
-const ENVIRONMENT_HELP: &str = "\
+/// The gateway's own settings; each function's follow, from its registration.
+const GATEWAY_HELP: &str = "\
 Environment (hub.toml keys in brackets; the environment wins):
   HUB_BIND                    address to listen on [gateway.bind] (default 127.0.0.1)
   PORT                        port to listen on [gateway.port] (default 8085)
@@ -19,36 +21,44 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_JITTER_<NAME>           random delay of each scheduled run, 0..N seconds [jitter.<name>]
   HUB_CATCHUP_DELAY_SECS      pause before the catch-up run of a tick missed while down (default 5)
   OTEL_EXPORTER_OTLP_ENDPOINT send traces over OTLP/HTTP (e.g. http://127.0.0.1:4318); unset: none
-  RUST_LOG                    log filter (default info); logs are JSON lines on stdout
+  RUST_LOG                    log filter (default info); logs are JSON lines on stdout";
 
-webhook-gitops:
-  GITHUB_WEBHOOK_SECRET(_FILE) HMAC secret of the GitHub webhook (required to accept deliveries)
-  GITOPS_BASE_DIR             where checkouts live, <base>/<repo> (default /srv/gitops)
-  GITOPS_BRANCH               deployed branch (default main)
-  GITOPS_GIT                  git executable (default git)
-  GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
-  GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)
+const SECRETS_HELP: &str =
+    "Any secret can be given as NAME_FILE=/path instead (systemd credentials, Kubernetes secrets).";
 
-metrics-flush:
-  HUB_COLLECTOR_TOKEN(_FILE)  bearer token hub-collector pushes with (required to accept pushes)
-  METRICS_MAX_SAMPLES         samples per batch (default 10000)
-  METRICS_MAX_FUTURE_SECS     how far ahead of this clock a sample may be (default 300)
+/// `--help`'s environment section: the gateway's settings, then every function's.
+pub fn environment_help() -> String {
+    let mut text = GATEWAY_HELP.to_owned();
+    for f in FUNCTIONS {
+        text.push_str("\n\n");
+        text.push_str(f.env_help);
+    }
+    text.push_str("\n\n");
+    text.push_str(SECRETS_HELP);
+    text
+}
 
-reading-sync (schedule 0 0 0,12 * * *):
-  MONGO_URI(_FILE)            mongodb://… source of the documents (required to sync)
-  MONGO_DB                    database (default reading-analytics)
-  MONGO_COLLECTION            collection (default articles)
-  BATCH_SIZE                  documents per batch (default 500, at most 10000)
-  SYNC_MAX_DOCS               cap on documents per run (default: none)
-  CLAIM_TIMEOUT_SECS          claims older than this are released to the next run (default 600, 1 to 604800)
-  MONGO_TIMEOUT_SECS          how long to wait for an unreachable MongoDB (default 10)
-
-Any secret can be given as NAME_FILE=/path instead (systemd credentials, Kubernetes secrets).";
+impl Cli {
+    /// Parses the command line, with the environment help built from the function list.
+    pub fn parse_args() -> Self {
+        let matches = Self::command()
+            .after_long_help(environment_help())
+            .get_matches();
+        match Self::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    }
+}
 
 /// Observability Hub gateway: serves the hub's functions over HTTP on this host, runs them from
 /// the command line, and records every invocation as a run.
 #[derive(Debug, Parser)]
-#[command(name = "hub-gateway", version, after_long_help = ENVIRONMENT_HELP, after_help = "See --help for the environment variables.")]
+#[command(
+    name = "hub-gateway",
+    version,
+    after_help = "See --help for the environment variables."
+)]
 pub struct Cli {
     /// Config file (TOML); overrides HUB_CONFIG.
     #[arg(long, global = true, value_name = "PATH")]

@@ -17,6 +17,7 @@
 //!
 //! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod pages;

@@ -1,6 +1,5 @@
 //! `hub-gateway`: see the crate docs (`lib.rs`) and `hub-gateway --help`.
 
-use clap::Parser;
 use hub_runtime::telemetry::{self, LogOutput};
 use hub_runtime::{Source, Trigger};
 use local_gateway::app::{Gateway, shutdown_signal};
@@ -8,7 +7,7 @@ use local_gateway::cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let command = cli.command.unwrap_or(Command::Serve {
         bind: None,
         port: None,

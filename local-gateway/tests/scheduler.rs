@@ -5,11 +5,10 @@
 #[macro_use]
 mod common;
 
-use axum::Router;
 use common::{Backend, Setup, TestApp};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use hub_runtime::{Function, InvokeError, Report, RouteInfo, Trigger};
+use hub_runtime::{Function, InvokeError, Report, RouteTable, Routes, Trigger};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -37,20 +36,14 @@ impl Function for Probe {
     fn name(&self) -> &'static str {
         "probe"
     }
-    fn routes(&self) -> Vec<RouteInfo> {
-        Vec::new()
-    }
-    fn router(&self) -> Router {
-        Router::new()
+    fn routes(&self) -> Routes {
+        RouteTable::<()>::new().with_state(())
     }
     fn schedule(&self) -> Option<&str> {
         self.schedule
     }
     fn configured(&self) -> Result<(), String> {
         Ok(())
-    }
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
-        async { Ok(()) }.boxed()
     }
     fn invoke(
         &self,

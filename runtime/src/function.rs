@@ -1,19 +1,34 @@
 //! The `Function` trait: what the gateway, its scheduler and the Lambda entry need to know about
 //! one function, and the shared context every function is built from.
 
-use crate::config::{HubConfig, Source};
+use crate::config::{ConfigError, HubConfig, Source};
+use crate::routes::Routes;
 use crate::runs::{Report, Runs, Trigger};
 use crate::store::Store;
-use axum::Router;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
-/// One route a function serves, for `/api/functions` and the status page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct RouteInfo {
-    pub method: &'static str,
-    pub path: &'static str,
+/// How the gateway and a Lambda binary find one function. Each function crate exports one as
+/// `REGISTRATION`; the gateway's list holds one line per function, and everything else (routes,
+/// `/api/functions`, `--help`, the scheduler, Lambda packaging) is derived from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// Stable name, as [`Function::name`] returns it.
+    pub name: &'static str,
+    /// The function's settings for `hub-gateway --help`: lines of `  VARIABLE   what (default)`.
+    pub env_help: &'static str,
+    /// Builds the function from the shared context (reads its typed config once).
+    pub build: fn(Context) -> Result<Arc<dyn Function>, ConfigError>,
+}
+
+/// `Err("<setting> is not set")` when a required setting is missing: the usual body of
+/// [`Function::configured`].
+pub fn require<T>(value: &Option<T>, setting: &str) -> Result<(), String> {
+    match value {
+        Some(_) => Ok(()),
+        None => Err(format!("{setting} is not set")),
+    }
 }
 
 /// Why a direct invocation (CLI, schedule) failed before or while doing its work.
@@ -60,11 +75,9 @@ pub trait Function: Send + Sync {
     /// Stable name: used in URLs, run history, metrics, `hub-gateway invoke NAME`.
     fn name(&self) -> &'static str;
 
-    /// The routes `router` serves (full paths).
-    fn routes(&self) -> Vec<RouteInfo>;
-
-    /// The function's HTTP surface, with full paths and its state applied.
-    fn router(&self) -> Router;
+    /// The function's HTTP surface (full paths, state applied), declared once with
+    /// [`crate::routes::RouteTable`].
+    fn routes(&self) -> Routes;
 
     /// Default cron schedule (seconds field first), if the function runs on one.
     fn schedule(&self) -> Option<&str> {
@@ -76,7 +89,10 @@ pub trait Function: Send + Sync {
     fn configured(&self) -> Result<(), String>;
 
     /// Checks the dependencies of a configured function (directories, databases, tools).
-    fn ready(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Nothing to check by default.
+    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// An optional panel for the gateway's status page: an HTML fragment (the function escapes
     /// what it embeds). A `<div class="chart" data-unit="…">` holding a

@@ -2,11 +2,15 @@
 //! one code path wherever it arrives.
 //!
 //! Order, outermost first: request id (set + echoed), trace span with the matched path, panic
-//! catcher, timeout, body size limit. Per function, inside that: concurrency limit (429 when
-//! full) and the run recorder.
+//! catcher, timeout. Per function, inside that, in the admission order the design asks for:
+//! the route's header guard (credentials), the concurrency limit (429 when full), the body size
+//! limit (413), then the run recorder. So a request without credentials never holds a slot,
+//! has its body read or writes a run row.
 
+use crate::config::HubConfig;
 use crate::error::{RunSummary, error_response, scope_request_id};
 use crate::metrics::Metrics;
+use crate::routes::{GuardedRoute, Routes};
 use crate::runs::{Outcome, Runs, Trigger};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -27,20 +31,25 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 pub struct Limits {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Requests one function serves at once.
+    pub max_concurrency: usize,
+}
+
+impl Limits {
+    pub fn from_hub(hub: &HubConfig) -> Self {
+        Self {
+            request_timeout: hub.request_timeout,
+            max_body_bytes: hub.max_body_bytes,
+            max_concurrency: hub.max_concurrency,
+        }
+    }
 }
 
 /// Wraps `router` in the shared middleware stack.
 pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Router {
     let timeout = limits.request_timeout;
-    let max_body = limits.max_body_bytes;
     router
         // Innermost first: axum applies `.layer` calls outside the previous ones.
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        // Outside the limit layers, so their plain-text 413s become JSON error bodies.
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            reject_oversized(max_body, req, next)
-        }))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             timeout_request(timeout, req, next)
         }))
@@ -140,16 +149,30 @@ async fn reject_oversized(limit: usize, req: Request, next: Next) -> Response {
     resp
 }
 
-/// Wraps one function's router with its concurrency limit and the run recorder.
+/// Bounds request bodies at `max` bytes with a JSON 413: up front from `Content-Length`, and
+/// while reading for bodies sent without one.
+pub fn body_limit(router: Router, max: usize) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(max))
+        .layer(RequestBodyLimitLayer::new(max))
+        // Outside the limit layers, so their plain-text 413s become JSON error bodies.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            reject_oversized(max, req, next)
+        }))
+}
+
+/// Wraps one function's routes with its admission checks (header guards, concurrency limit,
+/// body limit) and the run recorder.
 pub fn function_layers(
-    router: Router,
+    routes: Routes,
     runs: Runs,
     function: &'static str,
     trigger: Trigger,
-    max_concurrency: usize,
+    limits: Limits,
 ) -> Router {
-    let permits = Arc::new(Semaphore::new(max_concurrency));
-    router
+    let permits = Arc::new(Semaphore::new(limits.max_concurrency));
+    let (router, guards) = routes.into_parts();
+    let router = router
         // Caught here as well as in the outer stack, so a panicking invocation is still
         // recorded as a failed run.
         .layer(CatchPanicLayer::custom(panic_response))
@@ -160,8 +183,29 @@ pub fn function_layers(
                 trigger,
             },
             record_run,
-        ))
+        ));
+    body_limit(router, limits.max_body_bytes)
         .layer(middleware::from_fn_with_state(permits, limit_concurrency))
+        .layer(middleware::from_fn_with_state(Arc::new(guards), guard))
+}
+
+/// Runs the guard of the matched route, if it has one, on the headers alone.
+async fn guard(State(guards): State<Arc<Vec<GuardedRoute>>>, req: Request, next: Next) -> Response {
+    if !guards.is_empty() {
+        let path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let found = guards
+            .iter()
+            .find(|g| Some(g.path) == path && g.method == req.method());
+        if let Some(g) = found {
+            if let Some(refused) = (g.guard)(req.headers()) {
+                return refused;
+            }
+        }
+    }
+    next.run(req).await
 }
 
 async fn limit_concurrency(

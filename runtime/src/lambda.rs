@@ -8,8 +8,8 @@
 //! it. Any other non-HTTP event fails the invocation with a message saying what came.
 
 use crate::config::{HubConfig, Source};
-use crate::function::{Context, Function};
-use crate::http::{Limits, function_layers, standard_layers};
+use crate::function::{Context, Function, Registration};
+use crate::http::{Limits, body_limit, function_layers, standard_layers};
 use crate::runs::{Runs, Trigger};
 use crate::store::Store;
 use axum::Router;
@@ -29,50 +29,38 @@ pub const EVENTS_PATH: &str = "/events";
 
 /// Builds the app for one function exactly as Lambda will serve it, from the given settings
 /// (store, function layers, the events route, shared stack).
-pub async fn app_from_source<F, E>(
-    source: Source,
-    build: impl FnOnce(Context) -> Result<F, E>,
-) -> Result<Router, Error>
-where
-    F: Function + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
+pub async fn app_from_source(source: Source, registration: Registration) -> Result<Router, Error> {
     let hub = HubConfig::from_source(&source)?;
     let store = Store::connect(&hub).await?;
-    let limits = Limits {
-        request_timeout: hub.request_timeout,
-        max_body_bytes: hub.max_body_bytes,
-    };
-    let max_concurrency = hub.max_concurrency;
+    let limits = Limits::from_hub(&hub);
     let ctx = Context::new(source, hub, store, Trigger::Lambda);
     let runs = ctx.runs.clone();
     let runs_metrics = runs.metrics().clone();
-    let function: Arc<dyn Function> = Arc::new(build(ctx)?);
+    let function = (registration.build)(ctx)?;
     if let Err(reason) = function.configured() {
         tracing::warn!(function = function.name(), %reason, "function is not configured");
     }
     let router = function_layers(
-        function.router(),
+        function.routes(),
         runs.clone(),
         function.name(),
         Trigger::Lambda,
-        max_concurrency,
+        limits,
     );
     // Outside the function's layers: a scheduled run is recorded as such by `Runs::track`, not
     // as an HTTP request.
-    let events = Router::new()
-        .route(EVENTS_PATH, post(on_event))
-        .with_state(Events { function, runs });
+    let events = body_limit(
+        Router::new()
+            .route(EVENTS_PATH, post(on_event))
+            .with_state(Events { function, runs }),
+        limits.max_body_bytes,
+    );
     Ok(standard_layers(router.merge(events), limits, runs_metrics))
 }
 
 /// [`app_from_source`] with the settings of this process (environment, `hub.toml`).
-pub async fn app<F, E>(build: impl FnOnce(Context) -> Result<F, E>) -> Result<Router, Error>
-where
-    F: Function + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
-    app_from_source(Source::load(None)?, build).await
+pub async fn app(registration: Registration) -> Result<Router, Error> {
+    app_from_source(Source::load(None)?, registration).await
 }
 
 #[derive(Clone)]
@@ -100,6 +88,7 @@ async fn on_event(State(ev): State<Events>, req: Request) -> Response {
     ) {
         return crate::error::error_response(axum::http::StatusCode::NOT_FOUND, "not found");
     }
+    // Bounded by `body_limit` around this route.
     let body = axum::body::to_bytes(req.into_body(), usize::MAX)
         .await
         .unwrap_or_else(|_| Bytes::new());
@@ -133,18 +122,11 @@ async fn on_event(State(ev): State<Events>, req: Request) -> Response {
     }
 }
 
-/// Entry point for a function's Lambda binary.
-pub fn run<F, E>(
-    service: &'static str,
-    build: impl FnOnce(Context) -> Result<F, E>,
-) -> Result<(), Error>
-where
-    F: Function + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let _telemetry = crate::telemetry::init(service, crate::telemetry::LogOutput::Stdout);
+/// Entry point for a function's Lambda binary: `main` is one call to this.
+pub fn run(registration: Registration) -> Result<(), Error> {
+    let _telemetry = crate::telemetry::init(registration.name, crate::telemetry::LogOutput::Stdout);
     tokio::runtime::Runtime::new()?.block_on(async {
-        let router = app(build).await?;
+        let router = app(registration).await?;
         // A failed scheduled run must fail the invocation, which an HTTP-shaped answer cannot.
         let service = ServiceExt::<lambda_http::Request>::map_result(
             router,

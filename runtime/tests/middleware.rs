@@ -2,15 +2,16 @@
 //! oversized bodies all end in a JSON error with the request id, and each function invocation
 //! is recorded as a run.
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::routing::{get, post};
+use hub_runtime::auth::bearer_guard;
 use hub_runtime::http::{Limits, function_layers, standard_layers};
 use hub_runtime::store::RunQuery;
-use hub_runtime::{HubConfig, Runs, Source, Store, Trigger};
+use hub_runtime::{HubConfig, RouteTable, Runs, Source, Store, Trigger};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "demo-token";
 
 struct Served {
     base: String,
@@ -23,31 +24,23 @@ async fn serve(max_concurrency: usize) -> Served {
     let env = HashMap::from([("HUB_DATA_DIR".to_owned(), dir.path().display().to_string())]);
     let hub = HubConfig::from_source(&Source::from_parts(None, env).expect("source")).expect("cfg");
     let runs = Runs::new(Store::connect(&hub).await.expect("store"));
-    let function = Router::new()
-        .route("/panic", get(panicking))
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "late"
-            }),
-        )
-        .route("/echo", post(|body: Bytes| async move { body }));
-    let router = function_layers(
-        function,
-        runs.clone(),
-        "demo",
-        Trigger::Http,
+    let function = RouteTable::new()
+        .get("/panic", panicking)
+        .get("/slow", || async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "late"
+        })
+        .post("/echo", |body: Bytes| async move { body })
+        .post("/guarded", |body: Bytes| async move { body })
+        .guarded(bearer_guard(Some(TOKEN.into()), "demo token"))
+        .with_state(());
+    let limits = Limits {
+        request_timeout: Duration::from_millis(300),
+        max_body_bytes: 1024,
         max_concurrency,
-    );
-    let app = standard_layers(
-        router,
-        Limits {
-            request_timeout: Duration::from_millis(300),
-            max_body_bytes: 1024,
-        },
-        runs.metrics().clone(),
-    );
+    };
+    let router = function_layers(function, runs.clone(), "demo", Trigger::Http, limits);
+    let app = standard_layers(router, limits, runs.metrics().clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -180,4 +173,79 @@ async fn oversized_bodies_get_413_json_with_or_without_content_length() {
 
 async fn panicking() -> &'static str {
     panic!("handler bug")
+}
+
+/// Sends a request head and the first chunk of a chunked body that never ends; returns what
+/// the server answered within 5 s (a server that waited for the body would answer nothing).
+async fn unfinished_chunked_post(base: &str, path: &str, auth: &str) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let chunk = "{".repeat(100);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n",
+        chunk.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("answered before the body ended")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn guards_refuse_before_the_body_is_read_or_a_run_is_recorded() {
+    let s = serve(8).await;
+    let client = reqwest::Client::new();
+    let post = |auth: Option<&str>, body: Vec<u8>| {
+        let mut req = client.post(format!("{}/guarded", s.base)).body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+
+    // Over the 1,024-byte limit and not what the handler takes: a wrong token still gets 401,
+    // not 413, because the limit is only looked at after the credentials.
+    let (status, _, body) = json(
+        post(Some("Bearer guess"), vec![b'{'; 4096])
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("wrong token")));
+    let (status, _, body) = json(post(None, vec![b'{'; 4096]).await.expect("POST")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing bearer token"))
+    );
+
+    // A body that never ends: the refusal comes from the headers alone.
+    let raw = unfinished_chunked_post(&s.base, "/guarded", "Bearer guess").await;
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    assert!(raw.contains(r#""error":"wrong token""#), "{raw}");
+
+    // With the token, the body limit applies as before, then the handler runs.
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, body) = json(post(Some(&auth), vec![b'x'; 4096]).await.expect("POST")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("request body too large"))
+    );
+    let resp = post(Some(&auth), b"hello".to_vec()).await.expect("POST");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.expect("text"), "hello");
+
+    // Only the admitted request that reached the handler is a run; refusals wrote nothing.
+    let runs = s
+        .runs
+        .list(&RunQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    let summaries: Vec<_> = runs.iter().map(|r| r.summary.as_str()).collect();
+    assert_eq!(summaries, ["200 OK"], "{runs:#?}");
 }

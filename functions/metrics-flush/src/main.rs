@@ -2,8 +2,5 @@
 //! middleware as behind `hub-gateway`. Build with `cargo lambda build --release -p metrics-flush`.
 
 fn main() -> Result<(), hub_runtime::lambda::Error> {
-    hub_runtime::lambda::run(
-        metrics_flush::NAME,
-        metrics_flush::MetricsFlush::from_context,
-    )
+    hub_runtime::lambda::run(metrics_flush::REGISTRATION)
 }

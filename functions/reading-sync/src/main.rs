@@ -2,5 +2,5 @@
 //! scheduled event runs one sync. Build with `cargo lambda build --release -p reading-sync`.
 
 fn main() -> Result<(), hub_runtime::lambda::Error> {
-    hub_runtime::lambda::run(reading_sync::NAME, reading_sync::ReadingSync::from_context)
+    hub_runtime::lambda::run(reading_sync::REGISTRATION)
 }

@@ -31,13 +31,11 @@ pub mod event;
 pub mod signature;
 pub mod sync;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use config::GitopsConfig;
 use event::Decision;
 use futures::FutureExt;
@@ -45,7 +43,10 @@ use futures::future::BoxFuture;
 use hub_runtime::error::{PublicError, respond};
 use hub_runtime::http::reply;
 use hub_runtime::store::StoreError;
-use hub_runtime::{ConfigError, Context, Function, InvokeError, Report, RouteInfo, Store, Trigger};
+use hub_runtime::{
+    ConfigError, Context, Function, InvokeError, Registration, Report, RouteTable, Routes, Store,
+    Trigger, require,
+};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -55,6 +56,22 @@ use sync::{Queued, SyncError, SyncQueue};
 
 pub const NAME: &str = "webhook-gitops";
 pub const WEBHOOK_PATH: &str = "/api/webhook/gitops";
+/// How the gateway and the Lambda binary build this function.
+pub const REGISTRATION: Registration = Registration {
+    name: NAME,
+    env_help: ENV_HELP,
+    build: |ctx| Ok(Arc::new(WebhookGitops::from_context(ctx)?)),
+};
+
+const ENV_HELP: &str = "\
+webhook-gitops:
+  GITHUB_WEBHOOK_SECRET(_FILE) HMAC secret of the GitHub webhook (required to accept deliveries)
+  GITOPS_BASE_DIR             where checkouts live, <base>/<repo> (default /srv/gitops)
+  GITOPS_BRANCH               deployed branch (default main)
+  GITOPS_GIT                  git executable (default git)
+  GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
+  GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)";
+
 /// Scope of this function's replay keys in the store.
 const REPLAY_SCOPE: &str = "webhook-gitops";
 /// GitHub lets deliveries be redelivered for a few days; a month is comfortably longer.
@@ -238,24 +255,15 @@ impl Function for WebhookGitops {
         NAME
     }
 
-    fn routes(&self) -> Vec<RouteInfo> {
-        vec![RouteInfo {
-            method: "POST",
-            path: WEBHOOK_PATH,
-        }]
-    }
-
-    fn router(&self) -> Router {
-        Router::new()
-            .route(WEBHOOK_PATH, post(handle))
+    fn routes(&self) -> Routes {
+        // The signature covers the body, so it is checked in the handler, not by a guard.
+        RouteTable::new()
+            .post(WEBHOOK_PATH, handle)
             .with_state(self.clone())
     }
 
     fn configured(&self) -> Result<(), String> {
-        match self.inner.cfg.secret {
-            Some(_) => Ok(()),
-            None => Err("GITHUB_WEBHOOK_SECRET is not set".into()),
-        }
+        require(&self.inner.cfg.secret, "GITHUB_WEBHOOK_SECRET")
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), String>> {

@@ -2,8 +2,5 @@
 //! served by `lambda_http`. Build with `cargo lambda build --release -p webhook-gitops`.
 
 fn main() -> Result<(), hub_runtime::lambda::Error> {
-    hub_runtime::lambda::run(
-        webhook_gitops::NAME,
-        webhook_gitops::WebhookGitops::from_context,
-    )
+    hub_runtime::lambda::run(webhook_gitops::REGISTRATION)
 }

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use tempfile::TempDir;
 use tower::ServiceExt;
-use webhook_gitops::WebhookGitops;
 
 const SECRET: &str = "test-secret";
 
@@ -360,7 +359,7 @@ impl Dirs {
 
 /// The function's app as `hub_runtime::lambda::app` builds it for the binary, in process.
 async fn gateway_router(dirs: &Dirs) -> Router {
-    hub_runtime::lambda::app_from_source(dirs.source(), WebhookGitops::from_context)
+    hub_runtime::lambda::app_from_source(dirs.source(), webhook_gitops::REGISTRATION)
         .await
         .expect("webhook-gitops app")
 }

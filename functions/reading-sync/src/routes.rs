@@ -1,0 +1,113 @@
+//! HTTP routes of reading-sync: run a sync, page through stored readings.
+
+use crate::{READING_PATH, ReadingSync, SYNC_PATH, SyncReport, sink};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hub_runtime::error::{PublicError, respond};
+use hub_runtime::http::reply;
+use hub_runtime::store::StoreError;
+use hub_runtime::{RouteTable, Routes, Trigger};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The routes: `POST` (and, as the seed allowed, `GET`) runs a sync; `GET /api/reading` pages.
+pub(crate) fn table(f: &ReadingSync) -> Routes {
+    RouteTable::new()
+        .post(SYNC_PATH, sync_route)
+        .get(SYNC_PATH, sync_route)
+        .get(READING_PATH, list_route)
+        .with_state(f.clone())
+}
+
+/// Runs a sync as a tracked task, so a client that disconnects or times out does not cut it
+/// off half way (the gateway waits for tracked tasks at shutdown).
+pub(crate) async fn sync_tracked(f: &ReadingSync, trigger: Trigger) -> SyncReport {
+    let task = f.clone();
+    let handle = f.inner.tasks.spawn(async move { task.sync(trigger).await });
+    match handle.await {
+        Ok(report) => report,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn sync_route(State(f): State<ReadingSync>) -> Response {
+    let report = sync_tracked(&f, f.inner.http_trigger).await;
+    let status = report
+        .error
+        .as_ref()
+        .map(PublicError::status)
+        .unwrap_or(StatusCode::OK);
+    reply(status, report.body(), report.summary())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ListError {
+    #[error("invalid query: {0}")]
+    Query(#[from] QueryRejection),
+    #[error("limit must be 1–500")]
+    Limit,
+    #[error("database unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl PublicError for ListError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ListError::Query(_) | ListError::Limit => StatusCode::BAD_REQUEST,
+            ListError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            ListError::Query(r) => format!("invalid query: {}", r.body_text()),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ListError {
+    fn into_response(self) -> Response {
+        respond(&self)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    limit: Option<i64>,
+    offset: Option<u32>,
+    source: Option<String>,
+    event_type: Option<String>,
+}
+
+const MAX_PAGE: i64 = 500;
+
+async fn list_route(
+    State(f): State<ReadingSync>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ListError> {
+    let Query(p) = params?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ListError::Limit);
+    }
+    let offset = i64::from(p.offset.unwrap_or(0));
+    let q = sink::ListQuery {
+        source: p.source.filter(|s| !s.is_empty()),
+        event_type: p.event_type.filter(|s| !s.is_empty()),
+        limit,
+        offset,
+    };
+    let items = sink::list(f.store().await?, &q).await?;
+    let next_offset = (items.len() as i64 == limit).then_some(offset + limit);
+    Ok(Json(json!({
+        "items": items,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": next_offset,
+    }))
+    .into_response())
+}

@@ -1,0 +1,209 @@
+//! The gateway's HTTP surface: every function's routes and the gateway's own (`/healthz`,
+//! `/readyz`, `/api/health`, `/api/functions`, `/api/runs`, `/metrics`, the status page), inside
+//! the shared middleware stack.
+
+use crate::app::{FunctionInfo, Gateway, SERVICE, VERSION};
+use crate::pages;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::future::join_all;
+use hub_runtime::Trigger;
+use hub_runtime::error::error_response;
+use hub_runtime::http::{Limits, function_layers, standard_layers};
+use hub_runtime::store::RunQuery;
+use serde::Deserialize;
+use std::time::Duration;
+
+impl Gateway {
+    /// The whole HTTP surface: every function's router plus the gateway's own routes, inside the
+    /// shared middleware stack.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/api/health", get(api_health))
+            .route("/", get(pages::index))
+            .route("/api/functions", get(api_functions))
+            .route("/api/runs", get(api_runs))
+            .route("/metrics", get(metrics))
+            .fallback(not_found)
+            .with_state(self.clone());
+        let limits = Limits::from_hub(&self.ctx.hub);
+        for f in self.functions.iter() {
+            router = router.merge(function_layers(
+                f.routes(),
+                self.ctx.runs.clone(),
+                f.name(),
+                Trigger::Http,
+                limits,
+            ));
+        }
+        standard_layers(router, limits, self.ctx.runs.metrics().clone())
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn api_health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "healthy", "service": SERVICE, "version": VERSION}))
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such route")
+}
+
+async fn api_functions(State(gw): State<Gateway>) -> Json<Vec<FunctionInfo>> {
+    Json(gw.function_infos())
+}
+
+/// Bound on each readiness check, so one hung dependency cannot hang `/readyz`.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn readyz(State(gw): State<Gateway>) -> Response {
+    let store = async {
+        let res = tokio::time::timeout(READY_CHECK_TIMEOUT, gw.ctx.store.ping()).await;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: store failing");
+                Err(format!("{} store unreachable", gw.ctx.store.backend()))
+            }
+            Err(_) => Err(format!("{} store timed out", gw.ctx.store.backend())),
+        }
+    };
+    let functions = join_all(gw.functions.iter().map(|f| async move {
+        let state = match f.configured() {
+            Err(reason) => Check::NotConfigured(reason),
+            Ok(()) => match tokio::time::timeout(READY_CHECK_TIMEOUT, f.ready()).await {
+                Ok(Ok(())) => Check::Ok,
+                Ok(Err(reason)) => Check::Failing(reason),
+                Err(_) => Check::Failing("readiness check timed out".into()),
+            },
+        };
+        (f.name(), state)
+    }));
+    let (store, functions) = tokio::join!(store, functions);
+
+    let mut checks = serde_json::Map::new();
+    let mut failing = Vec::new();
+    match store {
+        Ok(()) => {
+            checks.insert("store".into(), "ok".into());
+        }
+        Err(reason) => {
+            checks.insert("store".into(), format!("failing: {reason}").into());
+            failing.push("store".to_owned());
+        }
+    }
+    for (name, state) in functions {
+        let text = match state {
+            Check::Ok => "ok".to_owned(),
+            Check::NotConfigured(r) => format!("not configured: {r}"),
+            Check::Failing(r) => {
+                failing.push(name.to_owned());
+                format!("failing: {r}")
+            }
+        };
+        checks.insert(name.into(), text.into());
+    }
+    let (status, word) = if failing.is_empty() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        status,
+        Json(serde_json::json!({"status": word, "failing": failing, "checks": checks})),
+    )
+        .into_response()
+}
+
+enum Check {
+    Ok,
+    NotConfigured(String),
+    Failing(String),
+}
+
+/// Largest page of `/api/runs`.
+const MAX_RUNS_LIMIT: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+struct RunsParams {
+    function: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.ctx.runs.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn api_runs(State(gw): State<Gateway>, Query(params): Query<RunsParams>) -> Response {
+    let limit = match params.limit.as_deref().map(str::parse::<i64>) {
+        None => 50,
+        Some(Ok(n)) if (1..=MAX_RUNS_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("limit must be a whole number from 1 to {MAX_RUNS_LIMIT}"),
+            );
+        }
+    };
+    let offset = match params.offset.as_deref().map(str::parse::<i64>) {
+        None => 0,
+        Some(Ok(n)) if n >= 0 => n,
+        Some(_) => {
+            return error_response(StatusCode::BAD_REQUEST, "offset must be a whole number ≥ 0");
+        }
+    };
+    let since = match params.since.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "since must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z",
+                );
+            }
+        },
+    };
+    const OUTCOMES: [&str; 5] = ["success", "rejected", "failure", "skipped", "interrupted"];
+    let outcome = params.outcome.filter(|o| !o.is_empty());
+    if let Some(o) = &outcome {
+        if !OUTCOMES.contains(&o.as_str()) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("outcome must be one of {}", OUTCOMES.join(", ")),
+            );
+        }
+    }
+    let query = RunQuery {
+        function: params.function.filter(|f| !f.is_empty()),
+        outcome,
+        since,
+        limit,
+        offset,
+    };
+    match gw.ctx.runs.list(&query).await {
+        Ok(runs) => Json(runs).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list runs");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}

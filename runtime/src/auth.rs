@@ -1,0 +1,95 @@
+//! Credentials checked on headers alone, so an unauthenticated request is refused before its
+//! body is read (see [`crate::routes::Guard`]).
+
+use crate::error::{PublicError, respond};
+use crate::routes::Guard;
+use axum::http::{HeaderMap, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Why a request was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The function has no credential to compare with: it refuses everything.
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("wrong token")]
+    WrongToken,
+}
+
+impl PublicError for AuthError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AuthError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::MissingToken | AuthError::WrongToken => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+pub fn check_bearer(
+    expected: Option<&SecretString>,
+    what: &'static str,
+    headers: &HeaderMap,
+) -> Result<(), AuthError> {
+    let expected = expected.ok_or(AuthError::NotConfigured(what))?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AuthError::MissingToken)?;
+    if bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        Ok(())
+    } else {
+        Err(AuthError::WrongToken)
+    }
+}
+
+/// A guard admitting requests that carry `token` as a bearer token; `what` names the missing
+/// credential in the 503 a function without one answers (e.g. "collector token").
+pub fn bearer_guard(token: Option<SecretString>, what: &'static str) -> Guard {
+    Arc::new(move |headers: &HeaderMap| {
+        check_bearer(token.as_ref(), what, headers)
+            .err()
+            .map(|e| respond(&e))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(auth: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(a));
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_tokens_are_compared_exactly() {
+        let token = SecretString::from("s3cret");
+        let check = |auth| check_bearer(Some(&token), "demo token", &headers(auth));
+        assert!(check(Some("Bearer s3cret")).is_ok());
+        for (auth, want) in [
+            (None, "missing bearer token"),
+            (Some("Basic s3cret"), "missing bearer token"),
+            (Some("Bearer s3cre"), "wrong token"),
+            (Some("Bearer s3cret "), "wrong token"),
+            (Some("Bearer "), "wrong token"),
+        ] {
+            let err = check(auth).expect_err("refused");
+            assert_eq!(err.to_string(), want, "{auth:?}");
+            assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+        }
+        let err = check_bearer(None, "demo token", &headers(Some("Bearer s3cret")))
+            .expect_err("no token configured");
+        assert_eq!(err.to_string(), "demo token is not configured");
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
