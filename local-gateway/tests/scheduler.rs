@@ -61,6 +61,13 @@ impl Function for Probe {
 
 const EVERY_SECOND: &str = "* * * * * *";
 
+fn probe_info(gw: &local_gateway::Gateway) -> local_gateway::app::FunctionInfo {
+    gw.function_infos()
+        .into_iter()
+        .find(|f| f.name == "probe")
+        .expect("probe listed")
+}
+
 fn with_trigger<'a>(runs: &'a [serde_json::Value], outcome: &str) -> Vec<&'a serde_json::Value> {
     runs.iter()
         .filter(|r| r["trigger"] == "schedule" && r["outcome"] == outcome)
@@ -80,8 +87,9 @@ async fn scheduled_runs_are_recorded_listed_and_counted() {
     assert!(runs.iter().all(|r| r["trigger"] == "schedule"));
 
     let (_, functions) = app.get_json("/api/functions").await;
-    assert_eq!(functions[0]["schedule"], EVERY_SECOND);
-    assert!(functions[0]["next_due"].is_string(), "{functions}");
+    let probe = common::function_entry(&functions, "probe");
+    assert_eq!(probe["schedule"], EVERY_SECOND);
+    assert!(probe["next_due"].is_string(), "{functions}");
 
     let resp = app
         .client
@@ -146,10 +154,7 @@ async fn overrides_off_and_invalid_expressions() {
     let gw = local_gateway::Gateway::with_functions(setup.source(), |_| Ok(vec![probe]))
         .await
         .expect("gateway");
-    assert_eq!(
-        gw.function_infos()[0].schedule.as_deref(),
-        Some("*/7 * * * * *")
-    );
+    assert_eq!(probe_info(&gw).schedule.as_deref(), Some("*/7 * * * * *"));
 
     let setup = Setup::new(Backend::Sqlite)
         .await
@@ -159,7 +164,7 @@ async fn overrides_off_and_invalid_expressions() {
         .await
         .expect("gateway");
     assert!(gw.plans.is_empty(), "off disables the schedule");
-    assert_eq!(gw.function_infos()[0].schedule, None);
+    assert_eq!(probe_info(&gw).schedule, None);
 
     let setup = Setup::new(Backend::Sqlite)
         .await

@@ -91,10 +91,10 @@ async fn status_page_renders_tables_and_chart_in_chromium() {
         "no script errors in the page"
     );
     assert_eq!(report["title"], "Observability Hub");
-    assert_eq!(
-        report["functionRows"],
-        serde_json::json!(["webhook-gitops", "metrics-flush", "reading-sync"])
-    );
+    let rows = report["functionRows"].as_array().expect("function rows");
+    for name in ["webhook-gitops", "metrics-flush", "reading-sync"] {
+        assert!(rows.iter().any(|r| r == name), "{name} has a row: {rows:?}");
+    }
     assert_eq!(
         report["runRows"], 14,
         "all recorded runs are listed (13 + the push)"

@@ -273,6 +273,17 @@ impl TestApp {
     }
 }
 
+/// The entry of `/api/functions` named `name` (tests look functions up by name, never by
+/// position, so adding a function changes none of them).
+pub fn function_entry<'a>(functions: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    functions
+        .as_array()
+        .expect("a list of functions")
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed: {functions}"))
+}
+
 /// Sync runs (as opposed to the HTTP deliveries) of webhook-gitops.
 pub fn sync_runs(runs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
     runs.iter()
