@@ -2,7 +2,14 @@
 
 mod common;
 
-use common::{Backend, GitFixture, SECRET, Setup};
+use common::{Backend, GitFixture, Setup};
+
+/// A test gateway's settings, with webhook-gitops configured.
+async fn hub_setup(backend: Backend) -> Setup {
+    Setup::new(backend)
+        .await
+        .with(webhook_gitops::testing::env())
+}
 use std::process::Command;
 
 #[test]
@@ -43,7 +50,7 @@ fn help_explains_commands_flags_and_environment() {
 #[tokio::test]
 async fn invoke_syncs_once_and_records_a_cli_run() {
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let new = fx.push_commit("a", "1");
@@ -95,7 +102,7 @@ async fn invoke_syncs_once_and_records_a_cli_run() {
 #[tokio::test]
 async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let run = |args: &[&str]| {
@@ -146,7 +153,7 @@ async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
 
 #[tokio::test]
 async fn bad_config_fails_start_with_a_message_naming_the_setting() {
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("HUB_MAX_BODY_BYTES", "lots");
     let out = common::gateway_cmd(&setup).output().expect("run");
@@ -157,7 +164,7 @@ async fn bad_config_fails_start_with_a_message_naming_the_setting() {
         "{err}"
     );
 
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere");
     let out = common::gateway_cmd(&setup).output().expect("run");
@@ -173,7 +180,7 @@ async fn bad_config_fails_start_with_a_message_naming_the_setting() {
 async fn sigterm_finishes_running_syncs_then_exits_zero() {
     // The reload hook keeps a sync busy for a second after the response was sent.
     let fx = GitFixture::new("infra", "main", Some("sleep 1\n"));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let (mut child, addr) = common::spawn_server(&setup);
@@ -190,10 +197,7 @@ async fn sigterm_finishes_running_syncs_then_exits_zero() {
     let resp = client
         .post(format!("http://{addr}/api/webhook/gitops"))
         .header("x-github-event", "push")
-        .header(
-            "x-hub-signature-256",
-            webhook_gitops::signature::sign(SECRET.as_bytes(), &body),
-        )
+        .header("x-hub-signature-256", webhook_gitops::testing::sign(&body))
         .body(body)
         .send()
         .await

@@ -4,9 +4,17 @@ mod common;
 
 use common::{Backend, GitFixture, Setup, TestApp};
 
+/// A test gateway's settings, with webhook-gitops and metrics-flush configured.
+async fn hub_setup(backend: Backend) -> Setup {
+    Setup::new(backend)
+        .await
+        .with(webhook_gitops::testing::env())
+        .with(metrics_flush::testing::env())
+}
+
 #[tokio::test]
 async fn liveness_health_and_index_page() {
-    let setup = Setup::new(Backend::Sqlite).await;
+    let setup = hub_setup(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
     let (status, body) = app.get_json("/healthz").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
@@ -36,7 +44,7 @@ async fn liveness_health_and_index_page() {
 
 #[tokio::test]
 async fn request_ids_are_set_echoed_and_sanitised() {
-    let setup = Setup::new(Backend::Sqlite).await;
+    let setup = hub_setup(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
     let resp = app
         .client
@@ -87,7 +95,7 @@ async fn request_ids_are_set_echoed_and_sanitised() {
 
 #[tokio::test]
 async fn readiness_names_a_failing_function() {
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", "/nonexistent/gitops");
     let app = TestApp::spawn(&setup).await;
@@ -102,7 +110,7 @@ async fn readiness_names_a_failing_function() {
     app.stop().await;
 
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let app = TestApp::spawn(&setup).await;
@@ -115,7 +123,7 @@ async fn readiness_names_a_failing_function() {
 #[tokio::test]
 async fn readiness_fails_when_postgres_goes_away() {
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Postgres)
+    let setup = hub_setup(Backend::Postgres)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let app = TestApp::spawn(&setup).await;
@@ -147,7 +155,7 @@ async fn readiness_fails_when_postgres_goes_away() {
 
 #[tokio::test]
 async fn runs_are_listed_newest_first_with_filter_and_limit() {
-    let setup = Setup::new(Backend::Sqlite).await;
+    let setup = hub_setup(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
     // Three unsigned deliveries → three rejected runs of webhook-gitops.
     for _ in 0..3 {
@@ -185,7 +193,7 @@ async fn runs_are_listed_newest_first_with_filter_and_limit() {
 #[tokio::test]
 async fn oversized_bodies_get_413_and_nothing_runs() {
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display())
         .set("HUB_MAX_BODY_BYTES", 1024);
@@ -202,7 +210,7 @@ async fn oversized_bodies_get_413_and_nothing_runs() {
 
 #[tokio::test]
 async fn functions_are_listed_with_routes_and_state() {
-    let setup = Setup::new(Backend::Sqlite).await;
+    let setup = hub_setup(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
     let (status, mut body) = app.get_json("/api/functions").await;
     assert_eq!(status, 200);
@@ -257,7 +265,7 @@ async fn functions_are_listed_with_routes_and_state() {
 
 #[tokio::test]
 async fn runs_filter_by_outcome_and_time_and_page() {
-    let setup = Setup::new(Backend::Sqlite).await;
+    let setup = hub_setup(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
     let runs = &app.gateway.ctx.runs;
     let now = chrono::Utc::now();

@@ -4,8 +4,17 @@
 #[macro_use]
 mod common;
 
-use common::{Backend, COLLECTOR_TOKEN, Setup, TestApp};
+use common::{Backend, Setup, TestApp};
+use metrics_flush::testing::TOKEN as COLLECTOR_TOKEN;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A test gateway's settings, with metrics-flush configured.
+async fn hub_setup(backend: Backend) -> Setup {
+    Setup::new(backend)
+        .await
+        .with(metrics_flush::testing::env())
+}
 
 fn sample(host: &str, time: chrono::DateTime<chrono::Utc>, cpu: f64) -> Value {
     json!({
@@ -43,7 +52,7 @@ async fn row_count(app: &TestApp) -> i64 {
 }
 
 async fn batches_are_written_once_and_replays_are_counted(backend: Backend) {
-    let setup = Setup::new(backend).await;
+    let setup = hub_setup(backend).await;
     let app = TestApp::spawn(&setup).await;
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(2);
     let t1 = t0 + chrono::Duration::minutes(1);
@@ -100,7 +109,7 @@ on_both_backends!(batches_are_written_once_and_replays_are_counted);
 
 #[tokio::test]
 async fn bad_input_is_refused_and_nothing_is_written() {
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("HUB_MAX_BODY_BYTES", 4096);
     let app = TestApp::spawn(&setup).await;
@@ -161,8 +170,47 @@ async fn bad_input_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn credentials_are_checked_before_the_body_is_read() {
+    let setup = hub_setup(Backend::Sqlite)
+        .await
+        .set("HUB_MAX_BODY_BYTES", 4096);
+    let app = TestApp::spawn(&setup).await;
+    // Over the limit and not JSON: were it read or parsed, the answer would be 413 or 400.
+    let junk = vec![b'{'; 64 * 1024];
+    let (status, resp) = push(&app, Some("guess"), &junk).await;
+    assert_eq!((status, resp["error"].as_str()), (401, Some("wrong token")));
+    let (status, resp) = push(&app, None, &junk).await;
+    assert_eq!(
+        (status, resp["error"].as_str()),
+        (401, Some("missing bearer token"))
+    );
+
+    // A body that never ends is refused on its headers, without waiting for it.
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer guess\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{{\"samples\": [   \r\n",
+        app.addr
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("answered while the body was still open")
+        .expect("read");
+    let raw = String::from_utf8_lossy(&buf[..n]);
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+
+    // Refused requests hold no slot and write no run row.
+    assert!(app.runs(metrics_flush::NAME).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn without_a_token_configured_pushes_are_refused() {
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .unset("HUB_COLLECTOR_TOKEN");
     let app = TestApp::spawn(&setup).await;
@@ -183,7 +231,7 @@ async fn without_a_token_configured_pushes_are_refused() {
 
 #[tokio::test]
 async fn database_down_answers_503_so_the_agent_spools() {
-    let setup = Setup::new(Backend::Postgres).await;
+    let setup = hub_setup(Backend::Postgres).await;
     let app = TestApp::spawn(&setup).await;
     let db = setup.db.as_ref().expect("postgres");
     db.drop_now().await;

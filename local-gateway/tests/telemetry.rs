@@ -6,7 +6,14 @@ mod common;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{Backend, GitFixture, SECRET, Setup};
+use common::{Backend, GitFixture, Setup};
+
+/// A test gateway's settings, with webhook-gitops configured.
+async fn hub_setup(backend: Backend) -> Setup {
+    Setup::new(backend)
+        .await
+        .with(webhook_gitops::testing::env())
+}
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
@@ -56,7 +63,7 @@ fn string_attr(
 async fn traces_continue_through_runs_and_steps_to_an_otlp_receiver() {
     let (endpoint, received) = receiver().await;
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display());
     let setup = setup.set("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
@@ -72,10 +79,7 @@ async fn traces_continue_through_runs_and_steps_to_an_otlp_receiver() {
         .header("x-request-id", "trace-me-1")
         .header("x-github-event", "push")
         .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
-        .header(
-            "x-hub-signature-256",
-            webhook_gitops::signature::sign(SECRET.as_bytes(), &body),
-        )
+        .header("x-hub-signature-256", webhook_gitops::testing::sign(&body))
         .body(body)
         .send()
         .await

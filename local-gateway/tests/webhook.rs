@@ -4,14 +4,21 @@
 #[macro_use]
 mod common;
 
-use common::{Backend, GitFixture, SECRET, Setup, TestApp, git, sync_runs};
+use common::{Backend, GitFixture, Setup, TestApp, git, sync_runs};
+
+/// A test gateway's settings, with webhook-gitops configured.
+async fn hub_setup(backend: Backend) -> Setup {
+    Setup::new(backend)
+        .await
+        .with(webhook_gitops::testing::env())
+}
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 
 const FN: &str = webhook_gitops::NAME;
 
 async fn app_for(fx: &GitFixture, backend: Backend) -> (Setup, TestApp) {
-    let setup = Setup::new(backend)
+    let setup = hub_setup(backend)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display())
         .set("GITOPS_BRANCH", &fx.branch);
@@ -205,7 +212,7 @@ async fn repository_must_be_a_plain_name_an_existing_checkout_and_opted_in() {
 #[tokio::test]
 async fn without_a_secret_the_function_refuses_everything() {
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = Setup::new(Backend::Sqlite)
+    let setup = hub_setup(Backend::Sqlite)
         .await
         .unset("GITHUB_WEBHOOK_SECRET")
         .set("GITOPS_BASE_DIR", fx.base.display());
@@ -242,7 +249,7 @@ async fn replays_are_recognised_across_restarts(backend: Backend) {
     let (setup, app) = app_for(&fx, backend).await;
     let new = fx.push_commit("a", "1");
     let body = fx.push_event(&new);
-    let sig = webhook_gitops::signature::sign(SECRET.as_bytes(), &body);
+    let sig = webhook_gitops::testing::sign(&body);
 
     let (status, _) = app
         .deliver_with("push", &body, Some(&sig), Some("d-1"))
@@ -374,7 +381,7 @@ async fn reload_hook_named_by_the_marker_runs_after_a_change() {
 #[tokio::test]
 async fn reload_hook_from_config_wins_and_is_bounded_by_a_timeout() {
     let fx = GitFixture::new("infra", "main", Some("./never-run.sh\n"));
-    let mut setup = Setup::new(Backend::Sqlite)
+    let mut setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display())
         .set("GITOPS_RELOAD_TIMEOUT_SECS", 1);

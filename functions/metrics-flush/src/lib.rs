@@ -30,6 +30,7 @@
 mod batch;
 mod config;
 mod panel;
+pub mod testing;
 mod write;
 
 pub use batch::{Batch, Row, Sample, rows};

@@ -30,6 +30,7 @@ pub mod config;
 pub mod event;
 pub mod signature;
 pub mod sync;
+pub mod testing;
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
-const SECRET: &str = "test-secret";
+use webhook_gitops::testing::SECRET;
 
 /// One fixture and what both code paths must answer for it.
 struct Case {

@@ -14,9 +14,6 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const SECRET: &str = "test-webhook-secret";
-pub const COLLECTOR_TOKEN: &str = "test-collector-token";
-
 /// Runs the async test fn `$name(backend)` once on each store, as `$name::sqlite` and
 /// `$name::postgres`.
 #[allow(unused_macros)] // only some test binaries compare the stores
@@ -62,8 +59,6 @@ impl Setup {
             "HUB_DATA_DIR".to_owned(),
             data_dir.path().display().to_string(),
         );
-        env.insert("GITHUB_WEBHOOK_SECRET".to_owned(), SECRET.to_owned());
-        env.insert("HUB_COLLECTOR_TOKEN".to_owned(), COLLECTOR_TOKEN.to_owned());
         env.insert("HUB_SHUTDOWN_GRACE_SECS".to_owned(), "10".to_owned());
         let db = match backend {
             Backend::Sqlite => None,
@@ -83,6 +78,13 @@ impl Setup {
 
     pub fn set(mut self, key: &str, value: impl ToString) -> Self {
         self.env.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    /// Adds a function's test settings, e.g. `webhook_gitops::testing::env()`: each function's
+    /// test environment comes from its own crate.
+    pub fn with(mut self, env: Vec<(String, String)>) -> Self {
+        self.env.extend(env);
         self
     }
 
@@ -171,9 +173,9 @@ impl TestApp {
         (status, resp.json().await.expect("JSON body"))
     }
 
-    /// POSTs a webhook delivery signed with `SECRET`.
+    /// POSTs a webhook delivery signed with webhook-gitops' test secret.
     pub async fn deliver(&self, event: &str, body: &[u8]) -> (u16, serde_json::Value) {
-        let sig = webhook_gitops::signature::sign(SECRET.as_bytes(), body);
+        let sig = webhook_gitops::testing::sign(body);
         self.deliver_with(
             event,
             body,
