@@ -42,9 +42,6 @@ impl Function for Probe {
     fn schedule(&self) -> Option<&str> {
         self.schedule
     }
-    fn configured(&self) -> Result<(), String> {
-        Ok(())
-    }
     fn invoke(
         &self,
         _: Trigger,

@@ -85,8 +85,11 @@ pub trait Function: Send + Sync {
     }
 
     /// `Err(reason)` when a required setting is missing: the function still mounts, reports the
-    /// reason in `/readyz` and `/api/functions`, and refuses work with 503.
-    fn configured(&self) -> Result<(), String>;
+    /// reason in `/readyz` and `/api/functions`, and refuses work with 503. Use [`require`] for
+    /// each required setting; a function that needs none keeps this default.
+    fn configured(&self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Checks the dependencies of a configured function (directories, databases, tools).
     /// Nothing to check by default.

@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
-use webhook_gitops::testing::SECRET;
+/// The secret the JSON fixtures are signed with (tests/fixtures/README.md).
+const SECRET: &str = "test-secret";
 
 /// One fixture and what both code paths must answer for it.
 struct Case {
