@@ -5,8 +5,8 @@ use clap::Parser;
 use host_collector::push::Pusher;
 use host_collector::sample::{DEFAULT_EXCLUDED_INTERFACES, Sample, Sampler};
 use host_collector::spool::Spool;
-use hub_runtime::Source;
-use hub_runtime::telemetry::{self, LogOutput};
+use hub_core::Source;
+use hub_core::logs::{self, LogOutput};
 use rand::Rng;
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,14 +55,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = telemetry::init(
-        "hub-collector",
-        if cli.print {
-            LogOutput::Stderr
-        } else {
-            LogOutput::Stdout
-        },
-    );
+    logs::init(if cli.print {
+        LogOutput::Stderr
+    } else {
+        LogOutput::Stdout
+    });
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

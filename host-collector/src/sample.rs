@@ -4,7 +4,7 @@
 //! interval since the previous sample). Each refresh asks only for what the sample reports: a
 //! `--once` run is mostly process start plus these reads, so every file read counts.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use serde_json::{Map, Value, json};
 use sysinfo::{Components, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, System};
 
@@ -54,14 +54,8 @@ const PSEUDO_FILESYSTEMS: &[&str] = &[
     "fuse.lxcfs",
 ];
 
-/// A sample as metrics-flush takes it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct Sample {
-    pub time: DateTime<Utc>,
-    pub host: String,
-    pub os: String,
-    pub metrics: Map<String, Value>,
-}
+/// A sample as metrics-flush takes it (the wire type is shared through `hub-core`).
+pub type Sample = hub_core::wire::Sample<Map<String, Value>>;
 
 #[derive(Debug)]
 pub struct Sampler {

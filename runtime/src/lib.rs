@@ -4,8 +4,8 @@
 //!   `Registration` the gateway's list and the Lambda binaries use.
 //! - [`routes`]: a function's route table (Router + `/api/functions` entries) and header guards.
 //! - [`auth`]: header-only credential checks (bearer tokens).
-//! - [`config`]: typed config loaded once — defaults, then `hub.toml`, then the environment;
-//!   secrets also from `NAME_FILE`, never printed.
+//! - [`config`] (from `hub-core`): typed config loaded once — defaults, then `hub.toml`, then
+//!   the environment; secrets also from `NAME_FILE`, never printed.
 //! - [`error`]: JSON error bodies `{"error", "request_id"}`; detail goes to the log only.
 //! - [`http`]: the middleware stack shared by the gateway and Lambda, and run recording.
 //! - [`runs`] / [`store`]: run history and replay keys in PostgreSQL or embedded SQLite;
@@ -15,7 +15,8 @@
 //! - [`lambda`]: serve one function's Router with `lambda_http`.
 
 pub mod auth;
-pub mod config;
+/// Layered config and secrets, from `hub-core` (shared with the collector).
+pub use hub_core::config;
 pub mod error;
 pub mod function;
 pub mod html;

@@ -1,7 +1,6 @@
 //! Logs and traces.
 //!
-//! Logs are JSON, one object a line on stdout, which journald and Loki's promtail take as they
-//! are. Traces go to an OTLP collector over HTTP/protobuf when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//! Logs are JSON, one object a line on stdout (`hub_core::logs`). Traces go to an OTLP collector over HTTP/protobuf when `OTEL_EXPORTER_OTLP_ENDPOINT` is
 //! set (e.g. `http://127.0.0.1:4318`), and nowhere otherwise. The exporter uses a blocking HTTP
 //! client on the SDK's own batch thread, because the async clients need a Tokio reactor that
 //! thread does not have; call [`init`] before starting the Tokio runtime.
@@ -10,7 +9,6 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -56,29 +54,10 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     let _ = span.set_parent(parent);
 }
 
-/// Where log lines go: stdout for services (journald), stderr for CLI commands whose stdout is
-/// their result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogOutput {
-    Stdout,
-    Stderr,
-}
+pub use hub_core::logs::LogOutput;
 
 /// Installs the global subscriber. `service` becomes the OTLP `service.name`.
 pub fn init(service: &'static str, output: LogOutput) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(move || -> Box<dyn std::io::Write> {
-            match output {
-                LogOutput::Stdout => Box::new(std::io::stdout()),
-                LogOutput::Stderr => Box::new(std::io::stderr()),
-            }
-        });
-
     let endpoint_set = std::env::var_os(OTLP_ENDPOINT_ENV).is_some_and(|v| !v.is_empty());
     let (provider, otlp_error) = if endpoint_set {
         match opentelemetry_otlp::SpanExporter::builder()
@@ -108,8 +87,8 @@ pub fn init(service: &'static str, output: LogOutput) -> Telemetry {
     );
     // A second init (tests building several apps in one process) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
+        .with(hub_core::logs::filter())
+        .with(hub_core::logs::json_layer(output))
         .with(otel)
         .try_init();
     if let Some(e) = otlp_error {

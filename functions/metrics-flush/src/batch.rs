@@ -4,26 +4,18 @@
 use crate::FlushError;
 use crate::config::FlushConfig;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
-/// One sample as the collector sends it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Sample {
-    pub time: DateTime<Utc>,
-    pub host: String,
-    #[serde(default)]
-    pub os: String,
-    /// Kept as raw JSON text: the gateway only validates and forwards payloads, and parsing
-    /// them into trees cost most of its CPU and ~25× the body size in memory per request.
-    pub metrics: BTreeMap<String, Box<RawValue>>,
-}
+/// Each metric kept as raw JSON text: the gateway only validates and forwards payloads, and
+/// parsing them into trees cost most of its CPU and ~25× the body size in memory per request.
+pub type Metrics = BTreeMap<String, Box<RawValue>>;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Batch {
-    pub samples: Vec<Sample>,
-}
+/// One sample as the collector sends it (the wire type `hub-collector` shares).
+pub type Sample = hub_core::wire::Sample<Metrics>;
+
+/// `{"samples": [...]}`.
+pub type Batch = hub_core::wire::Batch<Metrics>;
 
 /// One row of `system_metrics`.
 #[derive(Debug, Clone, PartialEq)]
