@@ -33,11 +33,9 @@ fn article(n: usize) -> Document {
 /// Seeds `n` articles and returns the setup pointing at them.
 async fn setup_with(backend: Backend, mongo: &MongoServer, n: usize) -> Setup {
     let db = format!("reading_{}", ObjectId::new().to_hex());
-    let coll = collection(mongo, &db).await;
-    let docs: Vec<Document> = (0..n).map(article).collect();
-    for chunk in docs.chunks(1000) {
-        coll.insert_many(chunk.to_vec()).await.expect("insert");
-    }
+    mongo
+        .seed(&db, "articles", (0..n).map(article).collect())
+        .await;
     Setup::new(backend)
         .await
         .set("MONGO_URI", mongo.uri())

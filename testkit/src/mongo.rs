@@ -1,8 +1,16 @@
+use mongodb::bson::{Bson, Document, doc};
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+
+/// Where each server's log is kept, in its data directory.
+const LOG_FILE: &str = "polodb.log";
+/// Documents per insert when seeding.
+const SEED_CHUNK: usize = 500;
+const SEED_ATTEMPTS: u64 = 4;
 
 /// PoloDB's release the tests are written against (`make test-deps` installs it).
 pub const POLODB_VERSION: &str = "5.3.0";
@@ -60,11 +68,14 @@ impl MongoServer {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 // PoloDB logs an error for every command it lacks (e.g. the driver's
-                // endSessions); TESTKIT_POLODB_LOG=1 shows them.
+                // endSessions), so its log is kept in a file and shown only when a test fails
+                // talking to it; TESTKIT_POLODB_LOG=1 shows it as it goes.
                 .stderr(if crate::config::settings().polodb_log {
                     Stdio::inherit()
                 } else {
-                    Stdio::null()
+                    std::fs::File::create(dir.path().join(LOG_FILE))
+                        .map(Stdio::from)
+                        .unwrap_or_else(|_| Stdio::null())
                 })
                 .spawn()
                 .expect("spawn polodb serve");
@@ -73,7 +84,14 @@ impl MongoServer {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Something answering on the port is not proof that it is this server: when two
+                // tests probe the same free port, the loser's polodb fails to bind and exits,
+                // but its first connect reaches the winner's server — which the other test then
+                // kills mid-way (seen as `UnexpectedEof` while seeding). Only a listening socket
+                // owned by this child counts.
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    && listens_on(child.id(), port)
+                {
                     return Self {
                         child,
                         addr,
@@ -92,6 +110,83 @@ impl MongoServer {
         format!("mongodb://{}/", self.addr)
     }
 
+    /// The last lines the server logged (empty with `TESTKIT_POLODB_LOG=1`, which prints them).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self._dir.path().join(LOG_FILE)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Inserts `docs` (each with an `_id`) into `db.collection`, in chunks, exactly once: a
+    /// chunk cut off by a dropped connection is retried with a new client, inserting only the
+    /// documents that did not arrive. A failure that persists panics with the server's log.
+    pub async fn seed(&self, db: &str, collection: &str, mut docs: Vec<Document>) {
+        // The driver would make up ids for documents without one, different on each attempt.
+        for d in docs.iter_mut().filter(|d| !d.contains_key("_id")) {
+            d.insert("_id", mongodb::bson::oid::ObjectId::new());
+        }
+        for chunk in docs.chunks(SEED_CHUNK) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self
+                    .insert_missing(db, collection, chunk, attempt > 1)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) if attempt < SEED_ATTEMPTS => {
+                        eprintln!("testkit: seeding attempt {attempt} failed, retrying: {e}");
+                        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(e) => panic!(
+                        "seeding {db}.{collection} failed {attempt} times: {e}\n\
+                         polodb log (last lines):\n{}",
+                        self.log_tail()
+                    ),
+                }
+            }
+        }
+    }
+
+    async fn insert_missing(
+        &self,
+        db: &str,
+        collection: &str,
+        chunk: &[Document],
+        retry: bool,
+    ) -> Result<(), mongodb::error::Error> {
+        use futures::TryStreamExt;
+        let coll = mongodb::Client::with_uri_str(self.uri())
+            .await?
+            .database(db)
+            .collection::<Document>(collection);
+        if !retry {
+            // PoloDB checks `$in` per document: only a retry pays for finding what arrived.
+            coll.insert_many(chunk).await?;
+            return Ok(());
+        }
+        let ids: Vec<Bson> = chunk.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let present: HashSet<String> = coll
+            .find(doc! {"_id": {"$in": ids}})
+            .await?
+            .try_collect::<Vec<Document>>()
+            .await?
+            .iter()
+            .filter_map(|d| d.get("_id").map(ToString::to_string))
+            .collect();
+        let missing: Vec<&Document> = chunk
+            .iter()
+            .filter(|d| {
+                d.get("_id")
+                    .is_some_and(|id| !present.contains(&id.to_string()))
+            })
+            .collect();
+        if !missing.is_empty() {
+            coll.insert_many(missing).await?;
+        }
+        Ok(())
+    }
+
     /// Stops the server for good (MongoDB "going away" under a running sync).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -99,8 +194,57 @@ impl MongoServer {
     }
 }
 
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port` (from /proc: the
+/// listener's inode in /proc/net/tcp, then the process's file descriptors).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    // Columns: sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let inode = table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.get(1) == Some(&local.as_str()) && cols.get(3) == Some(&"0A"))
+            .then(|| cols.get(9).map(|i| format!("socket:[{i}]")))
+            .flatten()
+    });
+    let Some(inode) = inode else {
+        return false;
+    };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| target.to_string_lossy() == inode)
+}
+
 impl Drop for MongoServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_socket_is_attributed_to_its_own_process_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert!(listens_on(std::process::id(), port));
+        let mut other = Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+        assert!(
+            !listens_on(other.id(), port),
+            "another process does not own it"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        drop(listener);
+        assert!(
+            !listens_on(std::process::id(), port),
+            "closed: nobody listens"
+        );
     }
 }

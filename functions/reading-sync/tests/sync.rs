@@ -87,10 +87,7 @@ impl Env {
     }
 
     async fn insert(&self, docs: Vec<Document>) {
-        let coll = self.collection().await;
-        for chunk in docs.chunks(1000) {
-            coll.insert_many(chunk.to_vec()).await.expect("insert_many");
-        }
+        self.mongo.seed(&self.mongo_db, COLLECTION, docs).await;
     }
 
     /// Counted client-side: the driver's `count_documents` is an aggregation, which PoloDB
