@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Backend, GitFixture, Setup};
+use std::process::Command;
 
 /// A test gateway's settings, with webhook-gitops configured.
 async fn hub_setup(backend: Backend) -> Setup {
@@ -10,7 +11,6 @@ async fn hub_setup(backend: Backend) -> Setup {
         .await
         .with(webhook_gitops::testing::env())
 }
-use std::process::Command;
 
 #[test]
 fn help_explains_commands_flags_and_environment() {
@@ -194,11 +194,7 @@ async fn sigterm_finishes_running_syncs_then_exits_zero() {
 
     let new = fx.push_commit("a", "1");
     let body = fx.push_event(&new);
-    let resp = client
-        .post(format!("http://{addr}/api/webhook/gitops"))
-        .header("x-github-event", "push")
-        .header("x-hub-signature-256", webhook_gitops::testing::sign(&body))
-        .body(body)
+    let resp = common::signed_push(&client, &addr, body)
         .send()
         .await
         .expect("POST");

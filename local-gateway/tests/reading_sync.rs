@@ -7,17 +7,8 @@ mod common;
 use common::{Backend, MongoServer, Setup, TestApp, spawn_server, stored_runs};
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Document, doc};
-use mongodb::{Client, Collection};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-async fn collection(mongo: &MongoServer, db: &str) -> Collection<Document> {
-    Client::with_uri_str(mongo.uri())
-        .await
-        .expect("mongo client")
-        .database(db)
-        .collection("articles")
-}
 
 fn article(n: usize) -> Document {
     doc! {
@@ -42,19 +33,14 @@ async fn setup_with(backend: Backend, mongo: &MongoServer, n: usize) -> Setup {
         .set("MONGO_DB", db)
 }
 
-/// Counted client-side: the driver's `count_documents` is an aggregation, which PoloDB gets
-/// wrong.
 async fn processed(mongo: &MongoServer, setup: &Setup) -> u64 {
-    use futures::TryStreamExt;
-    let found: Vec<Document> = collection(mongo, &setup.env["MONGO_DB"])
+    mongo
+        .count(
+            &setup.env["MONGO_DB"],
+            "articles",
+            doc! {"status": "processed"},
+        )
         .await
-        .find(doc! {"status": "processed"})
-        .await
-        .expect("find")
-        .try_collect()
-        .await
-        .expect("read");
-    found.len() as u64
 }
 
 async fn sync_routes(backend: Backend) {

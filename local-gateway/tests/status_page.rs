@@ -5,21 +5,15 @@
 mod common;
 
 use common::{Backend, Setup, TestApp};
-
-/// A test gateway's settings, with webhook-gitops and metrics-flush configured.
-async fn hub_setup(backend: Backend) -> Setup {
-    Setup::new(backend)
-        .await
-        .with(webhook_gitops::testing::env())
-        .with(metrics_flush::testing::env())
-}
 use hub_runtime::{Outcome, Trigger};
 use metrics_flush::testing::TOKEN as COLLECTOR_TOKEN;
 use std::time::Duration;
 
 #[tokio::test]
 async fn status_page_renders_tables_and_chart_in_chromium() {
-    let setup = hub_setup(Backend::Sqlite).await;
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .with(metrics_flush::testing::env());
     let app = TestApp::spawn(&setup).await;
     let now = chrono::Utc::now();
     let runs = &app.gateway.ctx.runs;

@@ -7,6 +7,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use common::{Backend, GitFixture, Setup};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use prost::Message;
+use std::sync::{Arc, Mutex};
 
 /// A test gateway's settings, with webhook-gitops configured.
 async fn hub_setup(backend: Backend) -> Setup {
@@ -14,10 +18,6 @@ async fn hub_setup(backend: Backend) -> Setup {
         .await
         .with(webhook_gitops::testing::env())
 }
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use prost::Message;
-use std::sync::{Arc, Mutex};
 
 type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
 
@@ -74,13 +74,9 @@ async fn traces_continue_through_runs_and_steps_to_an_otlp_receiver() {
     let parent_id = "00f067aa0ba902b7";
     let new = fx.push_commit("app.yaml", "v2");
     let body = fx.push_event(&new);
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/api/webhook/gitops"))
+    let resp = common::signed_push(&reqwest::Client::new(), &addr, body)
         .header("x-request-id", "trace-me-1")
-        .header("x-github-event", "push")
         .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
-        .header("x-hub-signature-256", webhook_gitops::testing::sign(&body))
-        .body(body)
         .send()
         .await
         .expect("POST");

@@ -5,6 +5,8 @@
 mod common;
 
 use common::{Backend, GitFixture, Setup, TestApp, git, sync_runs};
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
 
 /// A test gateway's settings, with webhook-gitops configured.
 async fn hub_setup(backend: Backend) -> Setup {
@@ -12,8 +14,6 @@ async fn hub_setup(backend: Backend) -> Setup {
         .await
         .with(webhook_gitops::testing::env())
 }
-use serde_json::json;
-use std::os::unix::fs::PermissionsExt;
 
 const FN: &str = webhook_gitops::NAME;
 

@@ -53,6 +53,19 @@ async fn serve(max_concurrency: usize) -> Served {
     }
 }
 
+impl Served {
+    /// The runs recorded so far, newest first.
+    async fn recorded_runs(&self) -> Vec<hub_runtime::store::RunRow> {
+        self.runs
+            .list(&RunQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("runs")
+    }
+}
+
 async fn json(resp: reqwest::Response) -> (u16, String, serde_json::Value) {
     let status = resp.status().as_u16();
     let id = resp
@@ -86,14 +99,7 @@ async fn a_panicking_handler_answers_500_json_and_the_server_lives_on() {
         .await
         .expect("POST");
     assert_eq!(resp.text().await.expect("text"), "still here");
-    let runs = s
-        .runs
-        .list(&RunQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .expect("runs");
+    let runs = s.recorded_runs().await;
     assert!(
         runs.iter()
             .any(|r| r.outcome == "failure" && r.summary == "500 internal error"),
@@ -238,14 +244,7 @@ async fn guards_refuse_before_the_body_is_read_or_a_run_is_recorded() {
     assert_eq!(resp.text().await.expect("text"), "hello");
 
     // Only the admitted request that reached the handler is a run; refusals wrote nothing.
-    let runs = s
-        .runs
-        .list(&RunQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .expect("runs");
+    let runs = s.recorded_runs().await;
     let summaries: Vec<_> = runs.iter().map(|r| r.summary.as_str()).collect();
     assert_eq!(summaries, ["200 OK"], "{runs:#?}");
 }

@@ -37,6 +37,20 @@ pub enum Posted {
     Unexpected { method: Method, uri: Uri },
 }
 
+/// The environment of a Lambda binary under test: its state in `dir` (`HUB_DATA_DIR`), an empty
+/// `hub.toml` there (so none from the working directory leaks in), then `extra`.
+pub fn function_env(dir: &FsPath, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let config = dir.join("empty-hub.toml");
+    std::fs::write(&config, "").expect("write an empty hub.toml");
+    [
+        ("HUB_CONFIG".to_owned(), config.display().to_string()),
+        ("HUB_DATA_DIR".to_owned(), dir.display().to_string()),
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+    .collect()
+}
+
 /// An event fixture: `<manifest_dir>/tests/fixtures/<name>`, parsed as JSON. Pass
 /// `env!("CARGO_MANIFEST_DIR")` of the crate whose test it is.
 pub fn fixture(manifest_dir: &str, name: &str) -> Value {

@@ -148,6 +148,24 @@ impl MongoServer {
         }
     }
 
+    /// Documents of `db.collection` matching `filter`, counted client-side: the driver's
+    /// `count_documents` is an aggregation, which PoloDB gets wrong.
+    pub async fn count(&self, db: &str, collection: &str, filter: Document) -> u64 {
+        use futures::TryStreamExt;
+        let found: Vec<Document> = mongodb::Client::with_uri_str(self.uri())
+            .await
+            .expect("mongo client")
+            .database(db)
+            .collection::<Document>(collection)
+            .find(filter)
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("read");
+        found.len() as u64
+    }
+
     async fn insert_missing(
         &self,
         db: &str,

@@ -2,7 +2,7 @@
 //! `tests/fixtures/`) through the testkit's Lambda Runtime API, rows checked in the store.
 
 use hub_runtime::{HubConfig, Source, Store};
-use hub_testkit::lambda::{LambdaProcess, RuntimeApi};
+use hub_testkit::lambda::{LambdaProcess, RuntimeApi, function_env};
 use serde_json::{Value, json};
 use std::path::Path;
 use tempfile::TempDir;
@@ -25,18 +25,14 @@ fn http_answer(resp: &Value) -> (u64, Value) {
 #[tokio::test]
 async fn function_url_pushes_are_written_once_and_bad_tokens_refused() {
     let dir = TempDir::new().expect("scratch");
-    std::fs::write(dir.path().join("empty-hub.toml"), "").expect("hub.toml");
-    let env: Vec<(String, String)> = [
-        (
-            "HUB_CONFIG",
-            dir.path().join("empty-hub.toml").display().to_string(),
-        ),
-        ("HUB_DATA_DIR", dir.path().display().to_string()),
-        ("HUB_COLLECTOR_TOKEN", "test-collector-token".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    // The fixtures carry `Bearer test-collector-token`.
+    let env = function_env(
+        dir.path(),
+        &[(
+            "HUB_COLLECTOR_TOKEN",
+            metrics_flush::testing::TOKEN.to_owned(),
+        )],
+    );
     let mut runtime = RuntimeApi::start(metrics_flush::NAME).await;
     let mut lambda = LambdaProcess::spawn(
         Path::new(env!("CARGO_BIN_EXE_metrics-flush")),

@@ -5,9 +5,8 @@
 
 use hub_runtime::store::RunQuery;
 use hub_runtime::{HubConfig, Source, Store};
-use hub_testkit::lambda::{LambdaProcess, Posted, RuntimeApi};
+use hub_testkit::lambda::{LambdaProcess, Posted, RuntimeApi, function_env};
 use hub_testkit::{MongoServer, TestDb};
-use mongodb::Client;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
@@ -23,7 +22,6 @@ async fn scheduled_events_run_a_sync_and_failures_fail_the_invocation() {
     let mut mongo = MongoServer::start();
     let db = TestDb::create().await;
     let dir = TempDir::new().expect("scratch");
-    std::fs::write(dir.path().join("empty-hub.toml"), "").expect("hub.toml");
     let mongo_db = format!("reading_{}", ObjectId::new().to_hex());
     let docs: Vec<Document> = (0..75)
         .map(|n| {
@@ -35,29 +33,17 @@ async fn scheduled_events_run_a_sync_and_failures_fail_the_invocation() {
             }
         })
         .collect();
-    Client::with_uri_str(mongo.uri())
-        .await
-        .expect("client")
-        .database(&mongo_db)
-        .collection::<Document>("articles")
-        .insert_many(docs)
-        .await
-        .expect("insert");
-    let env: Vec<(String, String)> = [
-        (
-            "HUB_CONFIG",
-            dir.path().join("empty-hub.toml").display().to_string(),
-        ),
-        ("HUB_DATA_DIR", dir.path().display().to_string()),
-        ("DATABASE_URL", db.url.clone()),
-        ("MONGO_URI", mongo.uri()),
-        ("MONGO_DB", mongo_db.clone()),
-        ("BATCH_SIZE", "20".to_owned()),
-        ("MONGO_TIMEOUT_SECS", "1".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    mongo.seed(&mongo_db, "articles", docs).await;
+    let env = function_env(
+        dir.path(),
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("MONGO_URI", mongo.uri()),
+            ("MONGO_DB", mongo_db.clone()),
+            ("BATCH_SIZE", "20".to_owned()),
+            ("MONGO_TIMEOUT_SECS", "1".to_owned()),
+        ],
+    );
 
     let mut runtime = RuntimeApi::start(reading_sync::NAME).await;
     let mut lambda = LambdaProcess::spawn(

@@ -90,20 +90,8 @@ impl Env {
         self.mongo.seed(&self.mongo_db, COLLECTION, docs).await;
     }
 
-    /// Counted client-side: the driver's `count_documents` is an aggregation, which PoloDB
-    /// gets wrong.
     async fn count(&self, filter: Document) -> u64 {
-        use futures::TryStreamExt;
-        let found: Vec<Document> = self
-            .collection()
-            .await
-            .find(filter)
-            .await
-            .expect("find")
-            .try_collect()
-            .await
-            .expect("read");
-        found.len() as u64
+        self.mongo.count(&self.mongo_db, COLLECTION, filter).await
     }
 
     /// `mongo_id` → number of rows, over the whole table.

@@ -437,6 +437,15 @@ impl GitFixture {
     }
 }
 
+/// A push delivery to the gateway at `addr`, signed with webhook-gitops' test secret.
+pub fn signed_push(client: &reqwest::Client, addr: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    client
+        .post(format!("http://{addr}{}", webhook_gitops::WEBHOOK_PATH))
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", webhook_gitops::testing::sign(&body))
+        .body(body)
+}
+
 /// `hub-gateway` with exactly the environment of `setup` (nothing leaks in from the developer's).
 pub fn gateway_cmd(setup: &Setup) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-gateway"));
