@@ -42,6 +42,8 @@ pub struct RouteTable<S> {
     infos: Vec<RouteInfo>,
     guards: Vec<GuardedRoute>,
     router: Router<S>,
+    /// The route added last, which [`RouteTable::guarded`] applies to.
+    last: Option<(Method, &'static str)>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for RouteTable<S> {
@@ -56,6 +58,7 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             infos: Vec::new(),
             guards: Vec::new(),
             router: Router::new(),
+            last: None,
         }
     }
 
@@ -79,10 +82,10 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
 
     /// Guards the route added last: `guard` sees its headers before anything else runs.
     pub fn guarded(mut self, guard: Guard) -> Self {
-        if let Some(last) = self.infos.last() {
+        if let Some((method, path)) = self.last.clone() {
             self.guards.push(GuardedRoute {
-                method: Method::from_bytes(last.method.as_bytes()).unwrap_or(Method::GET),
-                path: last.path,
+                method,
+                path,
                 guard,
             });
         }
@@ -99,6 +102,7 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             method: method_name(&method),
             path,
         });
+        self.last = Some((method, path));
         // axum merges the method routers of one path, so GET and POST may share it.
         self.router = self.router.route(path, route);
         self
