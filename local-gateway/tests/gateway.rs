@@ -157,10 +157,42 @@ async fn readiness_fails_when_postgres_goes_away() {
 async fn runs_are_listed_newest_first_with_filter_and_limit() {
     let setup = hub_setup(Backend::Sqlite).await;
     let app = TestApp::spawn(&setup).await;
-    // Three unsigned deliveries → three rejected runs of webhook-gitops.
+    // Unsigned deliveries are refused before the function works: counted, never stored.
     for _ in 0..3 {
         let (status, _) = app.deliver_with("push", b"{}", None, None).await;
         assert_eq!(status, 401);
+    }
+    let (_, refused) = app.get_json("/api/runs").await;
+    assert_eq!(refused, serde_json::json!([]), "401s write no runs");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"hub_http_requests_total{route="/api/webhook/gitops",status="401"} 3"#),
+        "refusals are counted: {metrics}"
+    );
+    // A known path with another method: a JSON 405 that names the allowed one, not a run.
+    let resp = app
+        .client
+        .get(app.url(webhook_gitops::WEBHOOK_PATH))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    let body: serde_json::Value = resp.json().await.expect("JSON 405");
+    assert_eq!(body["error"], "method not allowed");
+    assert!(body["request_id"].is_string(), "{body}");
+    // Three signed deliveries that are not JSON → three rejected runs of webhook-gitops.
+    for _ in 0..3 {
+        let (status, _) = app.deliver("push", b"not json").await;
+        assert_eq!(status, 400);
     }
     let (status, runs) = app
         .get_json("/api/runs?function=webhook-gitops&limit=2")
@@ -175,7 +207,7 @@ async fn runs_are_listed_newest_first_with_filter_and_limit() {
         assert_eq!(r["function"], "webhook-gitops");
         assert_eq!(r["trigger"], "http");
         assert_eq!(r["outcome"], "rejected");
-        assert_eq!(r["summary"], "401 missing X-Hub-Signature-256 header");
+        assert_eq!(r["summary"], "400 body is not valid JSON");
         assert!(r["id"].is_string() && r["duration_ms"].is_i64());
     }
     let (_, all) = app.get_json("/api/runs").await;

@@ -36,10 +36,13 @@ pub fn check_bearer(
     headers: &HeaderMap,
 ) -> Result<(), AuthError> {
     let expected = expected.ok_or(AuthError::NotConfigured(what))?;
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is as good as `Bearer`.
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or(AuthError::MissingToken)?;
     if bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
         Ok(())
@@ -76,10 +79,19 @@ mod tests {
         let token = SecretString::from("s3cret");
         let check = |auth| check_bearer(Some(&token), "demo token", &headers(auth));
         assert!(check(Some("Bearer s3cret")).is_ok());
+        assert!(
+            check(Some("bearer s3cret")).is_ok(),
+            "scheme is case-insensitive"
+        );
+        assert!(
+            check(Some("BEARER s3cret")).is_ok(),
+            "scheme is case-insensitive"
+        );
         for (auth, want) in [
             (None, "missing bearer token"),
             (Some("Basic s3cret"), "missing bearer token"),
             (Some("Bearer s3cre"), "wrong token"),
+            (Some("Bearer S3CRET"), "wrong token"),
             (Some("Bearer s3cret "), "wrong token"),
             (Some("Bearer "), "wrong token"),
         ] {

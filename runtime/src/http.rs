@@ -50,6 +50,7 @@ pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Rout
     let timeout = limits.request_timeout;
     router
         // Innermost first: axum applies `.layer` calls outside the previous ones.
+        .layer(middleware::from_fn(json_method_not_allowed))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             timeout_request(timeout, req, next)
         }))
@@ -127,6 +128,23 @@ async fn timeout_request(timeout: Duration, req: Request, next: Next) -> Respons
             error_response(StatusCode::GATEWAY_TIMEOUT, "request timed out")
         }
     }
+}
+
+/// axum answers a known path with an unknown method with a bare 405; give it the JSON error body
+/// every other refusal has (its `Allow` header kept).
+async fn json_method_not_allowed(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED
+        || resp.extensions().get::<RunSummary>().is_some()
+    {
+        return resp;
+    }
+    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+    let mut json = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    if let Some(allow) = allow {
+        json.headers_mut().insert(axum::http::header::ALLOW, allow);
+    }
+    json
 }
 
 /// Answers 413 with a JSON body up front when the declared length is over the limit; bodies
@@ -236,6 +254,18 @@ struct RunCtx {
     trigger: Trigger,
 }
 
+/// Statuses that mean the request was refused before the function did any work: counted in
+/// `/metrics` (`hub_http_requests_total`), never stored as runs, so junk cannot fill the store.
+const REFUSED: [StatusCode; 7] = [
+    StatusCode::UNAUTHORIZED,
+    StatusCode::FORBIDDEN,
+    StatusCode::NOT_FOUND,
+    StatusCode::METHOD_NOT_ALLOWED,
+    StatusCode::PAYLOAD_TOO_LARGE,
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    StatusCode::TOO_MANY_REQUESTS,
+];
+
 async fn record_run(State(ctx): State<RunCtx>, req: Request, next: Next) -> Response {
     let started = chrono::Utc::now();
     let clock = Instant::now();
@@ -244,6 +274,9 @@ async fn record_run(State(ctx): State<RunCtx>, req: Request, next: Next) -> Resp
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     drop(in_flight);
     let status = resp.status();
+    if REFUSED.contains(&status) {
+        return resp;
+    }
     let outcome = if status.is_success() {
         Outcome::Success
     } else if status.is_client_error() {

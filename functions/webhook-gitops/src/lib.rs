@@ -73,6 +73,9 @@ webhook-gitops:
   GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
   GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)";
 
+/// Longest `X-GitHub-Delivery` accepted (GitHub sends 36-character UUIDs).
+const MAX_DELIVERY_ID: usize = 128;
+
 /// Scope of this function's replay keys in the store.
 const REPLAY_SCOPE: &str = "webhook-gitops";
 /// GitHub lets deliveries be redelivered for a few days; a month is comfortably longer.
@@ -224,7 +227,14 @@ async fn handle(
     sync::checkout_dir(&inner.cfg, &repository).map_err(WebhookError::Checkout)?;
 
     let body_key = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-    let delivery_key = header("x-github-delivery").map(|d| format!("delivery:{d}"));
+    let delivery = header("x-github-delivery");
+    // GitHub's ids are UUIDs; anything far longer would only bloat (or break) the replay index.
+    if delivery.is_some_and(|d| d.len() > MAX_DELIVERY_ID || d.chars().any(char::is_control)) {
+        return Err(WebhookError::InvalidPayload(format!(
+            "X-GitHub-Delivery must be at most {MAX_DELIVERY_ID} printable characters"
+        )));
+    }
+    let delivery_key = delivery.map(|d| format!("delivery:{d}"));
     let keys: Vec<&str> = delivery_key
         .as_deref()
         .into_iter()
