@@ -84,7 +84,8 @@ pub enum Command {
     Invoke {
         /// Function name, as listed by `hub-gateway functions`.
         name: String,
-        /// JSON input for the function, e.g. '{"repository":"infra"}' for webhook-gitops.
+        /// JSON object given to the function, e.g. '{"repository":"infra"}' for webhook-gitops;
+        /// `@FILE` reads it from a file, `-` from stdin.
         #[arg(long, value_name = "JSON", default_value = "{}")]
         data: String,
     },

@@ -1,8 +1,8 @@
 //! `hub-gateway`: see the crate docs (`lib.rs`) and `hub-gateway --help`.
 
 use hub_runtime::telemetry::{self, LogOutput};
-use hub_runtime::{Source, Trigger};
-use local_gateway::app::{Gateway, shutdown_signal};
+use hub_runtime::{InvokeError, Source, Trigger};
+use local_gateway::app::{FUNCTIONS, Gateway, shutdown_signal};
 use local_gateway::cli::{Cli, Command};
 use std::process::ExitCode;
 
@@ -29,6 +29,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
+    // Bad usage is answered before the store is opened (or created).
+    let invocation = match &command {
+        Command::Invoke { name, data } => match check_invocation(name, data) {
+            Ok(input) => Some(input),
+            Err(message) => return fail(&message, ExitCode::from(2)),
+        },
+        _ => None,
+    };
     let source = match Source::load(config.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string(), ExitCode::from(2)),
@@ -61,21 +69,42 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Invoke { name, data } => invoke(&gateway, &name, &data).await,
+        Command::Invoke { name, .. } => {
+            invoke(&gateway, &name, invocation.unwrap_or_default()).await
+        }
     }
 }
 
-async fn invoke(gateway: &Gateway, name: &str, data: &str) -> ExitCode {
-    let Some(function) = gateway.function(name) else {
-        let known: Vec<_> = gateway.functions.iter().map(|f| f.name()).collect();
-        return fail(
-            &format!("unknown function {name:?}; known: {}", known.join(", ")),
-            ExitCode::from(2),
-        );
+/// The function exists and `--data` (JSON, `@file` or `-` for stdin) is a JSON object.
+fn check_invocation(name: &str, data: &str) -> Result<serde_json::Value, String> {
+    if !FUNCTIONS.iter().any(|f| f.name == name) {
+        let known: Vec<_> = FUNCTIONS.iter().map(|f| f.name).collect();
+        return Err(format!(
+            "unknown function {name:?}; known: {}",
+            known.join(", ")
+        ));
+    }
+    let text = match data {
+        "-" => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read --data from stdin: {e}"))?,
+        _ => match data.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --data file {path}: {e}"))?,
+            None => data.to_owned(),
+        },
     };
-    let input: serde_json::Value = match serde_json::from_str(data) {
-        Ok(v) => v,
-        Err(e) => return fail(&format!("--data is not valid JSON: {e}"), ExitCode::from(2)),
+    match serde_json::from_str(&text) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(other) => Err(format!(
+            "--data must be a JSON object, e.g. '{{}}', not {other}"
+        )),
+        Err(e) => Err(format!("--data is not valid JSON: {e}")),
+    }
+}
+
+async fn invoke(gateway: &Gateway, name: &str, input: serde_json::Value) -> ExitCode {
+    let Some(function) = gateway.function(name) else {
+        return fail(&format!("unknown function {name:?}"), ExitCode::from(2));
     };
     let result = gateway
         .ctx
@@ -95,7 +124,12 @@ async fn invoke(gateway: &Gateway, name: &str, data: &str) -> ExitCode {
                 "{}",
                 serde_json::json!({"function": name, "outcome": "failure", "summary": e.to_string()})
             );
-            fail(&format!("{name} failed: {e}"), ExitCode::FAILURE)
+            // Input the function refuses is bad usage, like invalid JSON.
+            let code = match e {
+                InvokeError::BadInput(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            };
+            fail(&format!("{name} failed: {e}"), code)
         }
     }
 }

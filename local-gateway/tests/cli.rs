@@ -126,6 +126,61 @@ async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--data is not valid JSON"), "{err}");
 
+    // A bare number is not "no input": it used to sync every checkout.
+    let (code, err) = run(&["invoke", "webhook-gitops", "--data", "5"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--data must be a JSON object"), "{err}");
+    let (code, err) = run(&[
+        "invoke",
+        "webhook-gitops",
+        "--data",
+        "@/nonexistent/input.json",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cannot read --data file /nonexistent/input.json"),
+        "{err}"
+    );
+    // Refused before the store is opened: no hub.db was created for it.
+    assert!(
+        !setup.data_dir.path().join("hub.db").exists(),
+        "bad usage must not create the store"
+    );
+
+    // The input from a file, and from stdin.
+    let input = setup.data_dir.path().join("input.json");
+    std::fs::write(&input, r#"{"repository":"infra"}"#).expect("write input");
+    let (code, err) = run(&[
+        "invoke",
+        "webhook-gitops",
+        "--data",
+        &format!("@{}", input.display()),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut child = common::gateway_cmd(&setup)
+        .args(["invoke", "webhook-gitops", "--data", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(br#"{"repository":"infra"}"#)
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["function"], "webhook-gitops");
+
     let (code, err) = run(&[
         "invoke",
         "webhook-gitops",
@@ -144,7 +199,7 @@ async fn invoke_reports_bad_usage_and_failures_with_exit_codes() {
         "--data",
         r#"{"repository":"../x"}"#,
     ]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2), "input the function refuses is bad usage");
     assert!(
         err.contains("\"repository\" must be a repository name"),
         "{err}"
