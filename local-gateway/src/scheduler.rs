@@ -69,6 +69,11 @@ pub fn plans(src: &Source, functions: &[Arc<dyn Function>]) -> Result<Vec<Plan>,
         if expr.eq_ignore_ascii_case("off") {
             continue;
         }
+        // A run of a function missing its settings could only fail, twice a day forever.
+        if let Err(reason) = f.configured() {
+            tracing::info!(function = name, %reason, "not scheduled: function is not configured");
+            continue;
+        }
         let cron = parse_cron(&expr).map_err(|e| ConfigError::Invalid {
             setting: env.clone(),
             message: format!("function {name}: invalid cron expression {expr:?}: {e}"),

@@ -242,7 +242,10 @@ async fn oversized_bodies_get_413_and_nothing_runs() {
 
 #[tokio::test]
 async fn functions_are_listed_with_routes_and_state() {
-    let setup = hub_setup(Backend::Sqlite).await;
+    // Only the URI's form is checked at start; nothing connects to it here.
+    let setup = hub_setup(Backend::Sqlite)
+        .await
+        .set("MONGO_URI", "mongodb://127.0.0.1:9/");
     let app = TestApp::spawn(&setup).await;
     let (status, mut body) = app.get_json("/api/functions").await;
     assert_eq!(status, 200);
@@ -284,8 +287,7 @@ async fn functions_are_listed_with_routes_and_state() {
             ],
             "schedule": "0 0 0,12 * * *",
             "next_due": null,
-            "configured": false,
-            "reason": "MONGO_URI is not set",
+            "configured": true,
         }),
     ];
     for want in expected {
@@ -293,6 +295,27 @@ async fn functions_are_listed_with_routes_and_state() {
         assert_eq!(common::function_entry(&body, name), &want);
     }
     app.stop().await;
+
+    // A function missing its settings is listed with the reason, and not scheduled: its runs
+    // could only fail.
+    let unconfigured = TestApp::spawn(&hub_setup(Backend::Sqlite).await).await;
+    let (_, body) = unconfigured.get_json("/api/functions").await;
+    let entry = common::function_entry(&body, "reading-sync");
+    assert_eq!(
+        (
+            &entry["configured"],
+            &entry["reason"],
+            &entry["schedule"],
+            &entry["next_due"]
+        ),
+        (
+            &serde_json::json!(false),
+            &serde_json::json!("MONGO_URI is not set"),
+            &serde_json::Value::Null,
+            &serde_json::Value::Null
+        )
+    );
+    unconfigured.stop().await;
 }
 
 #[tokio::test]
