@@ -169,6 +169,70 @@ async fn bad_input_is_refused_and_nothing_is_written() {
     app.stop().await;
 }
 
+/// Values PostgreSQL's JSONB cannot store answer 400 naming the sample and metric on both
+/// stores (they used to answer 503 on PostgreSQL, so the agent retried them forever).
+async fn unstorable_values_are_400_naming_the_field(backend: Backend) {
+    let setup = hub_setup(backend).await;
+    let app = TestApp::spawn(&setup).await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let cases = [
+        (
+            r#"{"label": "a\u0000b"}"#.to_owned(),
+            r"sample 0: metrics.cpu: string contains \u0000",
+        ),
+        (
+            r#"{"label": "\ud800"}"#.to_owned(),
+            "sample 0: metrics.cpu: string has a lone UTF-16 surrogate",
+        ),
+        (
+            r#"{"usage": 1e999999}"#.to_owned(),
+            "sample 0: metrics.cpu: number out of range",
+        ),
+        (deep, "sample 0: metrics.cpu: nested deeper than 32 levels"),
+    ];
+    for (payload, want) in cases {
+        let body = format!(
+            r#"{{"samples": [{{"time": "{now}", "host": "h1", "metrics": {{"cpu": {payload}}}}}]}}"#
+        );
+        let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), body.as_bytes()).await;
+        assert_eq!(status, 400, "{payload}: {resp}");
+        let error = resp["error"].as_str().expect("error text");
+        assert!(error.contains(want), "{payload}: {error}");
+    }
+    let long_os = "x".repeat(300);
+    let body = format!(
+        r#"{{"samples": [{{"time": "{now}", "host": "h1", "os": "{long_os}", "metrics": {{"cpu": 1}}}}]}}"#
+    );
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), body.as_bytes()).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .expect("text")
+            .contains("sample 0: os must be at most 256 printable characters"),
+        "{resp}"
+    );
+    let body =
+        r#"{"samples": [{"time": "2026-11-23T12:00:00", "host": "h1", "metrics": {"cpu": 1}}]}"#;
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), body.as_bytes()).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .expect("text")
+            .contains("must carry a UTC offset"),
+        "{resp}"
+    );
+    // Nothing was written (reading creates the table if nothing else did).
+    let (status, _) = app.get_json("/api/metrics/latest?host=h1").await;
+    assert_eq!(status, 200);
+    assert_eq!(row_count(&app).await, 0);
+    app.stop().await;
+}
+
+on_both_backends!(unstorable_values_are_400_naming_the_field);
+
 #[tokio::test]
 async fn credentials_are_checked_before_the_body_is_read() {
     let setup = hub_setup(Backend::Sqlite)

@@ -35,6 +35,9 @@ fn valid_metric_type(t: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Longest `os` accepted (e.g. "debian 12.7"; PRETTY_NAME strings are far shorter).
+const MAX_OS: usize = 256;
+
 /// Checks every sample and flattens the batch into rows; any bad sample rejects the batch.
 pub fn rows(batch: Batch, cfg: &FlushConfig, now: DateTime<Utc>) -> Result<Vec<Row>, FlushError> {
     if batch.samples.len() > cfg.max_samples {
@@ -46,6 +49,11 @@ pub fn rows(batch: Batch, cfg: &FlushConfig, now: DateTime<Utc>) -> Result<Vec<R
         if s.host.is_empty() || s.host.len() > 253 || s.host.chars().any(char::is_control) {
             return Err(FlushError::Invalid(format!(
                 "sample {i}: host must be 1–253 printable characters"
+            )));
+        }
+        if s.os.len() > MAX_OS || s.os.chars().any(char::is_control) {
+            return Err(FlushError::Invalid(format!(
+                "sample {i}: os must be at most {MAX_OS} printable characters"
             )));
         }
         if s.time > latest {
@@ -64,6 +72,9 @@ pub fn rows(batch: Batch, cfg: &FlushConfig, now: DateTime<Utc>) -> Result<Vec<R
                     "sample {i}: metric type {metric_type:?} is not [a-z0-9_]{{1,64}}"
                 )));
             }
+            crate::payload::check(payload.get()).map_err(|reason| {
+                FlushError::Invalid(format!("sample {i}: metrics.{metric_type}: {reason}"))
+            })?;
             rows.push(Row {
                 time: s.time,
                 host: s.host.clone(),

@@ -30,6 +30,7 @@
 mod batch;
 mod config;
 mod panel;
+mod payload;
 pub mod testing;
 mod write;
 
@@ -91,6 +92,11 @@ impl PublicError for FlushError {
     fn status(&self) -> StatusCode {
         match self {
             FlushError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // A batch of the wrong shape is as much bad input as one that is not JSON: 400,
+            // not axum's 422, so the agent treats both alike.
+            FlushError::Json(r) if r.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+                StatusCode::BAD_REQUEST
+            }
             FlushError::Json(r) => r.status(),
             FlushError::TooMany(..) => StatusCode::PAYLOAD_TOO_LARGE,
             FlushError::Invalid(_) | FlushError::MissingHost => StatusCode::BAD_REQUEST,
