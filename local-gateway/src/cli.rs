@@ -12,6 +12,7 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_CONFIG                  config file (default ./hub.toml when it exists)
   HUB_DATA_DIR                local state, incl. the embedded store hub.db [hub.data_dir] (default ./var)
   DATABASE_URL(_FILE)         postgres://… to use PostgreSQL instead of the embedded SQLite store
+                              (sqlite:///path for an SQLite file elsewhere)
   HUB_REQUEST_TIMEOUT_SECS    bound on one HTTP request [hub.request_timeout_secs] (default 30)
   HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)

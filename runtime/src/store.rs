@@ -21,6 +21,13 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
     BadUrl(#[source] sqlx::Error),
+    /// Only the scheme is named: the rest of the URL may hold a password.
+    #[error(
+        "DATABASE_URL must start with postgres://, postgresql:// or sqlite: (got {scheme:?}); unset it for the embedded store"
+    )]
+    UnknownScheme { scheme: String },
+    #[error("cannot open the SQLite store {path}: {source}")]
+    SqliteOpen { path: PathBuf, source: sqlx::Error },
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -127,13 +134,67 @@ pub struct RunQuery {
     pub offset: i64,
 }
 
+/// Which store the settings select.
+enum Target<'a> {
+    Sqlite(PathBuf),
+    Postgres(&'a str),
+}
+
+/// No `DATABASE_URL`: the embedded file under `HUB_DATA_DIR`. `postgres://` / `postgresql://`:
+/// PostgreSQL. `sqlite:///abs/path`, `sqlite://rel/path` or `sqlite:path`: that SQLite file. Any
+/// other scheme is an error naming only the scheme (the rest may hold a password).
+fn target(cfg: &HubConfig) -> Result<Target<'_>, StoreError> {
+    let Some(url) = cfg.database_url.as_ref().map(|u| u.expose_secret()) else {
+        return Ok(Target::Sqlite(cfg.data_dir.join("hub.db")));
+    };
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" => Ok(Target::Postgres(url)),
+        "sqlite" => {
+            let rest = &url[scheme.len() + 1..];
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            Ok(Target::Sqlite(PathBuf::from(path)))
+        }
+        _ => Err(StoreError::UnknownScheme {
+            scheme: scheme.chars().take(20).collect(),
+        }),
+    }
+}
+
+/// Opens (creating if needed) the SQLite store at `path`; errors name the path.
+async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL + NORMAL survives a killed process; only an OS crash can lose the
+        // last commits (run rows, replay keys), and it saves an fsync per request.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5));
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .map_err(|source| StoreError::SqliteOpen {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 impl Store {
     /// Connects (creating the SQLite file if needed) and applies migrations.
     pub async fn connect(cfg: &HubConfig) -> Result<Self, StoreError> {
-        let store = match &cfg.database_url {
-            Some(url) => {
-                let opts =
-                    PgConnectOptions::from_str(url.expose_secret()).map_err(StoreError::BadUrl)?;
+        let store = match target(cfg)? {
+            Target::Sqlite(path) => Store::Sqlite(open_sqlite(&path).await?),
+            Target::Postgres(url) => {
+                let opts = PgConnectOptions::from_str(url).map_err(StoreError::BadUrl)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(Duration::from_secs(5))
@@ -144,29 +205,6 @@ impl Store {
                         source,
                     })?;
                 Store::Postgres(pool)
-            }
-            None => {
-                std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StoreError::DataDir {
-                    path: cfg.data_dir.clone(),
-                    source,
-                })?;
-                let opts = SqliteConnectOptions::new()
-                    .filename(cfg.data_dir.join("hub.db"))
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // WAL + NORMAL survives a killed process; only an OS crash can lose the
-                    // last commits (run rows, replay keys), and it saves an fsync per request.
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(opts)
-                    .await
-                    .map_err(|source| StoreError::Connect {
-                        backend: "sqlite",
-                        source,
-                    })?;
-                Store::Sqlite(pool)
             }
         };
         store.migrate().await?;
