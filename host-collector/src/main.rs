@@ -23,8 +23,8 @@ use std::time::Duration;
     after_help = "The push token comes from HUB_COLLECTOR_TOKEN or the file named by HUB_COLLECTOR_TOKEN_FILE."
 )]
 struct Cli {
-    /// Gateway base URL.
-    #[arg(long, env = "HUB_GATEWAY_URL", default_value = "http://127.0.0.1:8085")]
+    /// Gateway base URL (http:// or https://).
+    #[arg(long, env = "HUB_GATEWAY_URL", default_value = "http://127.0.0.1:8085", value_parser = gateway_url)]
     gateway_url: String,
     /// Seconds between samples; samples fall on multiples of it (wall clock).
     #[arg(long, env = "HUB_COLLECTOR_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -45,7 +45,8 @@ struct Cli {
     /// Interface name prefixes to skip (comma-separated).
     #[arg(long, env = "HUB_COLLECTOR_EXCLUDE_INTERFACES", value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_INTERFACES.iter().map(|s| s.to_string()))]
     exclude_interfaces: Vec<String>,
-    /// Take one sample, push it (or spool it), and exit: for a systemd timer.
+    /// Take one sample, push it (or spool it), and exit: for a systemd timer. Exits 75
+    /// (EX_TEMPFAIL) when the push failed and the sample waits in the spool.
     #[arg(long, conflicts_with = "print")]
     once: bool,
     /// Print one sample as JSON and exit; nothing is pushed or spooled.
@@ -69,6 +70,24 @@ fn main() -> ExitCode {
     };
     runtime.block_on(run(cli))
 }
+
+/// A base URL the collector can push to, checked at start rather than at the first push.
+fn gateway_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(
+            "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8085".into(),
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or fragment".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// `--once` when the sample was spooled but not pushed: a timer unit shows it failed, and the
+/// next run (or the agent) delivers it.
+const EX_TEMPFAIL: u8 = 75;
 
 fn fail(message: &str) -> ExitCode {
     eprintln!("hub-collector: {message}");
@@ -125,7 +144,11 @@ async fn run(cli: Cli) -> ExitCode {
     if cli.once {
         let sample = first_sample(&mut sampler).await;
         return match collect(&spool, &pusher, sample).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(Pushed::All) => ExitCode::SUCCESS,
+            Ok(Pushed::Spooled(why)) => {
+                eprintln!("hub-collector: push failed, the sample waits in the spool: {why}");
+                ExitCode::from(EX_TEMPFAIL)
+            }
             Err(e) => fail(&e),
         };
     }
@@ -152,19 +175,29 @@ async fn run(cli: Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Whether a spooled sample reached the gateway.
+enum Pushed {
+    All,
+    /// The push failed; the sample stays in the spool for the next attempt.
+    Spooled(String),
+}
+
 /// Spools the sample, then pushes everything spooled. Only a spool failure loses the sample.
-async fn collect(spool: &Spool, pusher: &Pusher, sample: Sample) -> Result<(), String> {
+async fn collect(spool: &Spool, pusher: &Pusher, sample: Sample) -> Result<Pushed, String> {
     spool
         .append(&sample)
         .map_err(|e| format!("cannot spool sample: {e}"))?;
     match pusher.flush(spool).await {
-        Ok(done) => tracing::info!(pushed = done.pushed, rejected = done.rejected, "pushed"),
+        Ok(done) => {
+            tracing::info!(pushed = done.pushed, rejected = done.rejected, "pushed");
+            Ok(Pushed::All)
+        }
         Err(e) => {
             let pending = spool.pending().map(|p| p.len()).unwrap_or(0);
             tracing::warn!(error = %e, pending, "push failed; samples stay spooled");
+            Ok(Pushed::Spooled(e.to_string()))
         }
     }
-    Ok(())
 }
 
 /// Time until the next multiple of `interval` (plus jitter), on the wall clock.

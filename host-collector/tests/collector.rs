@@ -95,6 +95,27 @@ fn once(url: &str, spool: &Path) -> Output {
     out
 }
 
+/// `--once` against a gateway that does not take the sample: it stays spooled, and the exit
+/// status (75, EX_TEMPFAIL) tells a systemd timer the push failed.
+fn once_spooled(url: &str, spool: &Path, token: &str) -> Output {
+    let out = collector(url, spool, token)
+        .arg("--once")
+        .output()
+        .expect("run hub-collector");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "--once with a failed push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("push failed, the sample waits in the spool"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn spooled(spool: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(spool)
         .map(|d| {
@@ -179,7 +200,7 @@ async fn samples_taken_while_the_gateway_is_down_arrive_once_after_recovery() {
     let spool = TempDir::new().expect("spool");
     let down = dead_url();
     for _ in 0..3 {
-        once(&down, spool.path());
+        once_spooled(&down, spool.path(), TOKEN);
         // Samples are keyed by whole seconds.
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
@@ -199,11 +220,7 @@ async fn samples_taken_while_the_gateway_is_down_arrive_once_after_recovery() {
 async fn a_wrong_token_keeps_samples_spooled() {
     let hub = hub().await;
     let spool = TempDir::new().expect("spool");
-    let out = collector(&hub.url, spool.path(), "wrong")
-        .arg("--once")
-        .output()
-        .expect("run");
-    assert!(out.status.success());
+    let out = once_spooled(&hub.url, spool.path(), "wrong");
     assert_eq!(spooled(spool.path()).len(), 1);
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -223,7 +240,7 @@ fn the_spool_is_bounded_and_drops_oldest_first() {
             .args(["--once", "--spool-max-bytes", &bound.to_string()])
             .output()
             .expect("run");
-        assert!(out.status.success());
+        assert_eq!(out.status.code(), Some(75), "spooled, not pushed");
         first.get_or_insert_with(|| spooled(spool.path())[0].clone());
         std::thread::sleep(Duration::from_millis(1000));
     }
@@ -365,4 +382,19 @@ fn runs_as_an_unprivileged_user() {
     );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON sample");
     assert!(s["metrics"]["memory"]["total"].as_u64().expect("memory") > 0);
+}
+
+#[test]
+fn a_bad_gateway_url_is_refused_at_start() {
+    let spool = TempDir::new().expect("spool");
+    for bad in ["127.0.0.1:8085", "ftp://hub/", "http://", "http://hub/?x=1"] {
+        let out = collector(bad, spool.path(), TOKEN)
+            .arg("--once")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--gateway-url"), "{bad}: {err}");
+    }
+    assert!(spooled(spool.path()).is_empty(), "nothing was sampled");
 }
