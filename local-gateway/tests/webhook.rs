@@ -516,3 +516,37 @@ fn webhook_gitops_examples() -> Vec<(String, serde_json::Value)> {
         .flatten()
         .collect()
 }
+
+#[tokio::test]
+async fn form_encoded_deliveries_are_taken_like_json_ones() {
+    // GitHub's default content type for a new webhook.
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let addr = app.addr.to_string();
+    let new = fx.push_commit("app.yaml", "form\n");
+    let json = String::from_utf8(fx.push_event(&new)).expect("utf8");
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &json)
+        .finish();
+    let resp = common::signed_push(&app.client, &addr, form.into_bytes())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    app.wait_runs(FN, "sync after a form delivery", |runs| {
+        synced_to(runs, &new)
+    })
+    .await;
+    assert_eq!(fx.deployed_head(), new);
+
+    let resp = common::signed_push(&app.client, &addr, b"other=1".to_vec())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(body["error"], "form body has no payload field");
+    app.stop().await;
+}

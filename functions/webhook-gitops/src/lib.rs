@@ -7,7 +7,8 @@
 //! same Router, by the Lambda binary in `src/main.rs`.
 //!
 //! **Flow of a delivery:** check `X-Hub-Signature-256` over the raw body (401 if missing or
-//! wrong) → parse JSON (400) → `ping` answers 200 → only a `push` to the deployed branch or a
+//! wrong) → parse JSON (400; either content type GitHub offers: `application/json`, or
+//! `application/x-www-form-urlencoded` with the JSON in its `payload` field) → `ping` answers 200 → only a `push` to the deployed branch or a
 //! merged `pull_request` into it goes on, anything else answers 200 `ignored: <why>` → the
 //! repository name must be `[A-Za-z0-9._-]+` (400) and `GITOPS_BASE_DIR/<name>` a git checkout
 //! (404) holding a `.gitops` marker (403) → a delivery seen before (same `X-GitHub-Delivery` or
@@ -204,7 +205,20 @@ async fn handle(
         header("x-hub-signature-256"),
     )?;
     let event = header("x-github-event").ok_or(WebhookError::MissingEvent)?;
-    let payload: serde_json::Value = serde_json::from_slice(&body)?;
+    let payload: serde_json::Value = match header("content-type") {
+        // GitHub's default content type: the JSON is the `payload` field of a form; the
+        // signature covers the form as sent, checked above.
+        Some(ct) if ct.starts_with("application/x-www-form-urlencoded") => {
+            let json = form_urlencoded::parse(&body)
+                .find(|(k, _)| k == "payload")
+                .map(|(_, v)| v)
+                .ok_or_else(|| {
+                    WebhookError::InvalidPayload("form body has no payload field".into())
+                })?;
+            serde_json::from_str(&json)?
+        }
+        _ => serde_json::from_slice(&body)?,
+    };
 
     let repository = match event::decide(event, &payload, &inner.cfg.branch) {
         Decision::Pong => {
