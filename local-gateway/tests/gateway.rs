@@ -1,5 +1,6 @@
 //! The gateway's own routes and middleware, over HTTP against a running gateway.
 
+#[macro_use]
 mod common;
 
 use common::{Backend, GitFixture, Setup, TestApp};
@@ -152,6 +153,29 @@ async fn readiness_fails_when_postgres_goes_away() {
     assert_eq!(body["error"], "store unavailable");
     app.stop().await;
 }
+
+/// `/readyz` proves the store takes writes: a store that answers but cannot write (its tables
+/// dropped here) is not ready.
+async fn readiness_needs_a_writable_store(backend: Backend) {
+    let setup = hub_setup(backend).await;
+    let base = setup.data_dir.path().display().to_string();
+    let setup = setup.set("GITOPS_BASE_DIR", base);
+    let app = TestApp::spawn(&setup).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let drop = "DROP TABLE hub_seen_keys";
+    match &app.gateway.ctx.store {
+        hub_runtime::Store::Postgres(p) => sqlx::query(drop).execute(p).await.map(|_| ()),
+        hub_runtime::Store::Sqlite(p) => sqlx::query(drop).execute(p).await.map(|_| ()),
+    }
+    .expect("drop table");
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failing"], serde_json::json!(["store"]), "{body}");
+    app.stop().await;
+}
+
+on_both_backends!(readiness_needs_a_writable_store);
 
 #[tokio::test]
 async fn runs_are_listed_newest_first_with_filter_and_limit() {

@@ -228,11 +228,20 @@ impl Store {
     }
 
     /// Answers when the database does (for `/readyz`).
+    /// Proves the store takes writes, not only connections: a row written into the replay-key
+    /// table inside a transaction that is rolled back. Fails when the tables are gone, the
+    /// database is read-only or the SQLite file cannot be written.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |p| sqlx::query("SELECT 1")
-            .execute(p)
-            .await
-            .map(|_| ()))?;
+        const PROBE: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at) \
+            VALUES ('readyz', 'write-probe', $1) ON CONFLICT DO NOTHING";
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(PROBE)
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await
+        })?;
         Ok(())
     }
 
