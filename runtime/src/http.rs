@@ -2,9 +2,10 @@
 //! one code path wherever it arrives.
 //!
 //! Order, outermost first: request id (set + echoed), trace span with the matched path, panic
-//! catcher, timeout. Per function, inside that, in the admission order the design asks for:
-//! the route's header guard (credentials), the concurrency limit (429 when full), the body size
-//! limit (413), then the run recorder. So a request without credentials never holds a slot,
+//! catcher, a backstop timeout. Per function, inside that, in the admission order the design
+//! asks for: the route's header guard (credentials), the concurrency limit (429 when full), the
+//! body size limit (413), then the run recorder and, inside it, the request timeout (504,
+//! recorded as a failed run). So a request without credentials never holds a slot,
 //! has its body read or writes a run row.
 
 use crate::config::HubConfig;
@@ -45,9 +46,13 @@ impl Limits {
     }
 }
 
+/// How much longer than `HUB_REQUEST_TIMEOUT_SECS` the outer stack waits: a function's own
+/// timeout (inside its run recorder, so the timed-out run is recorded) fires first.
+const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
 /// Wraps `router` in the shared middleware stack.
 pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Router {
-    let timeout = limits.request_timeout;
+    let timeout = limits.request_timeout + OUTER_TIMEOUT_MARGIN;
     router
         // Innermost first: axum applies `.layer` calls outside the previous ones.
         .layer(middleware::from_fn(json_method_not_allowed))
@@ -190,10 +195,15 @@ pub fn function_layers(
 ) -> Router {
     let permits = Arc::new(Semaphore::new(limits.max_concurrency));
     let (router, guards) = routes.into_parts();
+    let timeout = limits.request_timeout;
     let router = router
         // Caught here as well as in the outer stack, so a panicking invocation is still
         // recorded as a failed run.
         .layer(CatchPanicLayer::custom(panic_response))
+        // Inside the recorder, so a request that times out is a failed run, not a lost one.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            timeout_request(timeout, req, next)
+        }))
         .layer(middleware::from_fn_with_state(
             RunCtx {
                 runs,

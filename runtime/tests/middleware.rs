@@ -114,6 +114,13 @@ async fn slow_requests_time_out_with_504() {
     let (status, _, body) = json(resp).await;
     assert_eq!(status, 504);
     assert_eq!(body["error"], "request timed out");
+    // The timed-out request is a failed run, not a silently lost one.
+    let runs = s.recorded_runs().await;
+    assert!(
+        runs.iter()
+            .any(|r| r.outcome == "failure" && r.summary == "504 request timed out"),
+        "{runs:#?}"
+    );
 }
 
 #[tokio::test]
