@@ -43,6 +43,11 @@ pub struct GatewayConfig {
     /// `HUB_CATCHUP_DELAY_SECS` (default 5): pause between start and a catch-up run, so a
     /// gateway in a restart loop does not hammer its dependencies.
     pub catch_up_delay: Duration,
+    /// `HUB_RUN_RETENTION_DAYS` (default 30; 0 keeps everything): how long run history and
+    /// claimed schedule ticks are kept.
+    pub run_retention: Option<Duration>,
+    /// `HUB_PRUNE_INTERVAL_SECS` (default 3600): how often old history is pruned.
+    pub prune_interval: Duration,
 }
 
 impl GatewayConfig {
@@ -60,6 +65,20 @@ impl GatewayConfig {
                 "HUB_CATCHUP_DELAY_SECS",
                 5,
             )?,
+            run_retention: Some(src.get_or(
+                "gateway.run_retention_days",
+                "HUB_RUN_RETENTION_DAYS",
+                30u64,
+            )?)
+            .filter(|days| *days > 0)
+            .map(|days| Duration::from_secs(days.saturating_mul(24 * 3600))),
+            prune_interval: src
+                .seconds_or(
+                    "gateway.prune_interval_secs",
+                    "HUB_PRUNE_INTERVAL_SECS",
+                    3600,
+                )?
+                .max(Duration::from_secs(1)),
         })
     }
 
@@ -153,11 +172,21 @@ impl Gateway {
                 .await?,
             )
         };
+        let pruner = self.config.run_retention.map(|keep| {
+            tokio::spawn(prune(
+                self.ctx.store.clone(),
+                keep,
+                self.config.prune_interval,
+            ))
+        });
         tracing::info!(%addr, version = VERSION, store = self.ctx.store.backend(), "hub-gateway listening");
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(StartError::Serve)?;
+        if let Some(p) = pruner {
+            p.abort();
+        }
         if let Some(s) = scheduler {
             s.shutdown(self.config.shutdown_grace).await;
         }
@@ -186,6 +215,28 @@ impl Gateway {
         TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })
+    }
+}
+
+/// Rows deleted per statement when pruning history.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// Keeps run history and schedule ticks to `keep`, every `every` (first right after start).
+/// Replicas sharing a database all prune; the deletes are idempotent.
+async fn prune(store: hub_runtime::Store, keep: Duration, every: Duration) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(cutoff) = chrono::Utc::now().checked_sub_signed(keep) else {
+            return;
+        };
+        match store.prune_history(cutoff, PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, %cutoff, "pruned old run history"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune run history; retrying later"),
+        }
     }
 }
 

@@ -17,6 +17,8 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)
   HUB_SHUTDOWN_GRACE_SECS     wait for running jobs at shutdown, then interrupt them (default 30)
+  HUB_RUN_RETENTION_DAYS      days of run history kept; 0 keeps everything (default 30)
+  HUB_PRUNE_INTERVAL_SECS     how often old run history is pruned (default 3600)
   HUB_SCHEDULE_<NAME>         cron schedule of a function, seconds first, e.g.
                               HUB_SCHEDULE_READING_SYNC=\"0 0 0,12 * * *\"; \"off\" disables [schedule.<name>]
   HUB_JITTER_<NAME>           random delay of each scheduled run, 0..N seconds [jitter.<name>]

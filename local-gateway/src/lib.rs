@@ -13,7 +13,8 @@
 //! **Environment:** `HUB_BIND` (127.0.0.1), `PORT` (8085), `HUB_CONFIG` (`./hub.toml`),
 //! `HUB_DATA_DIR` (`./var`), `DATABASE_URL` (embedded SQLite when unset),
 //! `HUB_REQUEST_TIMEOUT_SECS`, `HUB_MAX_BODY_BYTES`, `HUB_MAX_CONCURRENCY`,
-//! `HUB_SHUTDOWN_GRACE_SECS`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own.
+//! `HUB_SHUTDOWN_GRACE_SECS`, `HUB_RUN_RETENTION_DAYS`, `HUB_PRUNE_INTERVAL_SECS`,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own.
 //!
 //! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`.
 

@@ -401,3 +401,62 @@ async fn runs_filter_by_outcome_and_time_and_page() {
     }
     app.stop().await;
 }
+
+/// Run history is kept for `HUB_RUN_RETENTION_DAYS`: older runs (and claimed schedule ticks)
+/// are pruned by the gateway while it serves.
+async fn old_runs_are_pruned(backend: Backend) {
+    let setup = hub_setup(backend)
+        .await
+        .set("HUB_RUN_RETENTION_DAYS", 2)
+        .set("HUB_PRUNE_INTERVAL_SECS", 1);
+    let app = TestApp::spawn(&setup).await;
+    let now = chrono::Utc::now();
+    for (age_hours, summary) in [(24 * 3, "three days old"), (24, "a day old"), (1, "fresh")] {
+        app.gateway
+            .ctx
+            .runs
+            .record(
+                "webhook-gitops",
+                hub_runtime::Trigger::Cli,
+                now - chrono::Duration::hours(age_hours),
+                std::time::Duration::from_millis(5),
+                hub_runtime::Outcome::Success,
+                summary,
+            )
+            .await;
+    }
+    let store = &app.gateway.ctx.store;
+    assert!(
+        store
+            .claim_tick("probe", now - chrono::Duration::days(3), "node-a")
+            .await
+            .expect("claim")
+    );
+    let runs = app
+        .wait_runs("webhook-gitops", "the old run pruned", |runs| {
+            runs.len() == 2
+        })
+        .await;
+    let left: Vec<_> = runs.iter().map(|r| r["summary"].clone()).collect();
+    assert_eq!(
+        left,
+        [serde_json::json!("fresh"), serde_json::json!("a day old")]
+    );
+    // The tick's row goes too (in the same pass, right after the runs), so the same tick
+    // can be claimed again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store
+        .claim_tick("probe", now - chrono::Duration::days(3), "node-b")
+        .await
+        .expect("claim")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "claimed ticks older than the retention are pruned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+on_both_backends!(old_runs_are_pruned);

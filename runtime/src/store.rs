@@ -357,6 +357,38 @@ impl Store {
     }
 
     /// Forgets keys older than `age`, so the table stays small.
+    /// Deletes what the hub's own history tables (runs, claimed schedule ticks) hold from
+    /// before `cutoff`, `batch` rows per statement so a large backlog never holds a long lock.
+    /// Returns the rows deleted.
+    pub async fn prune_history(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        const STATEMENTS: [&str; 2] = [
+            "DELETE FROM hub_runs WHERE id IN \
+             (SELECT id FROM hub_runs WHERE started_at < $1 LIMIT $2)",
+            "DELETE FROM hub_schedule_ticks WHERE (function, tick) IN \
+             (SELECT function, tick FROM hub_schedule_ticks WHERE tick < $1 LIMIT $2)",
+        ];
+        let mut total = 0;
+        for sql in STATEMENTS {
+            loop {
+                let n = on_pool!(self, |p| sqlx::query(sql)
+                    .bind(cutoff)
+                    .bind(batch)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                total += n;
+                if n < u64::try_from(batch).unwrap_or(0) {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
     pub async fn forget_keys_older_than(
         &self,
         scope: &str,
