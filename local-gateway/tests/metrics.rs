@@ -234,6 +234,56 @@ async fn unstorable_values_are_400_naming_the_field(backend: Backend) {
 on_both_backends!(unstorable_values_are_400_naming_the_field);
 
 #[tokio::test]
+async fn gzip_bodies_are_inflated_within_the_limit_and_other_encodings_refused() {
+    use std::io::Write;
+    let setup = hub_setup(Backend::Sqlite)
+        .await
+        .set("HUB_MAX_BODY_BYTES", 64 * 1024);
+    let app = TestApp::spawn(&setup).await;
+    let gzip = |bytes: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).expect("gzip");
+        enc.finish().expect("gzip")
+    };
+    let send = |body: Vec<u8>, encoding: &'static str| {
+        app.client
+            .post(app.url("/api/metrics"))
+            .bearer_auth(COLLECTOR_TOKEN)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    let batch = serde_json::to_vec(&json!({"samples": [sample("gz", chrono::Utc::now(), 3.0)]}))
+        .expect("json");
+    let resp = send(gzip(&batch), "gzip").await.expect("POST");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body["inserted"], 3, "{body}");
+
+    // 8 MiB of spaces inside a valid batch squeeze to a few KiB: the limit counts what they
+    // inflate to, so the bomb stops at 64 KiB.
+    let mut bomb = b"{\"samples\": [".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 8 * 1024 * 1024));
+    bomb.extend(b"]}");
+    let bomb = gzip(&bomb);
+    assert!(bomb.len() < 64 * 1024, "compressed: {}", bomb.len());
+    let resp = send(bomb, "gzip").await.expect("POST");
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body["error"], "request body too large");
+
+    let resp = send(batch.clone(), "br").await.expect("POST");
+    assert_eq!(resp.status(), 415);
+    let body: Value = resp.json().await.expect("JSON 415");
+    assert_eq!(
+        body["error"],
+        "unsupported Content-Encoding: send gzip or no encoding"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn credentials_are_checked_before_the_body_is_read() {
     let setup = hub_setup(Backend::Sqlite)
         .await

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -55,7 +56,7 @@ pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Rout
     let timeout = limits.request_timeout + OUTER_TIMEOUT_MARGIN;
     router
         // Innermost first: axum applies `.layer` calls outside the previous ones.
-        .layer(middleware::from_fn(json_method_not_allowed))
+        .layer(middleware::from_fn(json_bare_refusals))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             timeout_request(timeout, req, next)
         }))
@@ -135,19 +136,27 @@ async fn timeout_request(timeout: Duration, req: Request, next: Next) -> Respons
     }
 }
 
-/// axum answers a known path with an unknown method with a bare 405; give it the JSON error body
-/// every other refusal has (its `Allow` header kept).
-async fn json_method_not_allowed(req: Request, next: Next) -> Response {
+/// axum answers a known path with an unknown method with a bare 405, and the decompression
+/// layer an unknown `Content-Encoding` with a bare 415; give them the JSON error body every
+/// other refusal has (their `Allow` / `Accept-Encoding` headers kept).
+async fn json_bare_refusals(req: Request, next: Next) -> Response {
+    use axum::http::header::{ACCEPT_ENCODING, ALLOW};
     let resp = next.run(req).await;
-    if resp.status() != StatusCode::METHOD_NOT_ALLOWED
-        || resp.extensions().get::<RunSummary>().is_some()
-    {
+    let (message, keep) = match resp.status() {
+        StatusCode::METHOD_NOT_ALLOWED => ("method not allowed", ALLOW),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported Content-Encoding: send gzip or no encoding",
+            ACCEPT_ENCODING,
+        ),
+        _ => return resp,
+    };
+    if resp.extensions().get::<RunSummary>().is_some() {
         return resp;
     }
-    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
-    let mut json = error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    if let Some(allow) = allow {
-        json.headers_mut().insert(axum::http::header::ALLOW, allow);
+    let kept = resp.headers().get(&keep).cloned();
+    let mut json = error_response(resp.status(), message);
+    if let Some(value) = kept {
+        json.headers_mut().insert(keep, value);
     }
     json
 }
@@ -173,11 +182,14 @@ async fn reject_oversized(limit: usize, req: Request, next: Next) -> Response {
 }
 
 /// Bounds request bodies at `max` bytes with a JSON 413: up front from `Content-Length`, and
-/// while reading for bodies sent without one.
+/// while reading for bodies sent without one. `Content-Encoding: gzip` bodies are inflated on
+/// the fly and the bound applies to the inflated bytes (a zip bomb stops at `max`); other
+/// encodings answer 415.
 pub fn body_limit(router: Router, max: usize) -> Router {
     router
         .layer(DefaultBodyLimit::max(max))
         .layer(RequestBodyLimitLayer::new(max))
+        .layer(RequestDecompressionLayer::new())
         // Outside the limit layers, so their plain-text 413s become JSON error bodies.
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             reject_oversized(max, req, next)
