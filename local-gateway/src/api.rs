@@ -141,15 +141,22 @@ struct RunsParams {
     offset: Option<String>,
 }
 
-async fn metrics(State(gw): State<Gateway>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        gw.ctx.runs.metrics().encode(),
-    )
-        .into_response()
+/// Prometheus text 0.0.4 by default; OpenMetrics when the scraper asks for it in `Accept`
+/// (Prometheus does, so it gets OpenMetrics; `curl` and `promtool` get the classic format).
+async fn metrics(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> Response {
+    use hub_runtime::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+    let m = gw.ctx.runs.metrics();
+    let openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (OPENMETRICS_CONTENT_TYPE, m.encode())
+    } else {
+        (PROMETHEUS_CONTENT_TYPE, m.encode_prometheus())
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn api_runs(State(gw): State<Gateway>, Query(params): Query<RunsParams>) -> Response {

@@ -138,6 +138,9 @@ impl Gateway {
         let store = hub_runtime::Store::connect(&hub).await?;
         let ctx = Context::new(source, hub, store, Trigger::Http);
         let functions = build(&ctx)?;
+        for f in &functions {
+            ctx.runs.metrics().register_function(f.name());
+        }
         let plans = scheduler::plans(&ctx.source, &functions)?;
         Ok(Self {
             config,

@@ -460,3 +460,62 @@ async fn old_runs_are_pruned(backend: Backend) {
 }
 
 on_both_backends!(old_runs_are_pruned);
+
+#[tokio::test]
+async fn a_fresh_gateway_exposes_every_function_series_at_zero() {
+    let setup = hub_setup(Backend::Sqlite).await;
+    let app = TestApp::spawn(&setup).await;
+    let resp = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = resp.text().await.expect("text");
+    assert!(!text.contains("# EOF"), "Prometheus text, not OpenMetrics");
+    for family in [
+        "hub_runs_total counter",
+        "hub_run_duration_seconds histogram",
+        "hub_runs_in_flight gauge",
+        "hub_last_success_timestamp_seconds gauge",
+        "hub_scheduler_skips_total counter",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family}\n")),
+            "{family}: {text}"
+        );
+    }
+    let zero = format!(
+        "hub_runs_total{{function=\"{}\",outcome=\"failure\"}} 0\n",
+        webhook_gitops::NAME
+    );
+    assert!(text.contains(&zero), "{text}");
+    assert!(
+        text.contains(r#"hub_runs_in_flight{function="reading-sync"} 0"#),
+        "{text}"
+    );
+
+    // A scraper that asks for OpenMetrics gets it.
+    let resp = app
+        .client
+        .get(app.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/openmetrics-text"),
+    );
+    assert!(resp.text().await.expect("text").ends_with("# EOF\n"));
+    app.stop().await;
+}

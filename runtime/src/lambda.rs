@@ -37,6 +37,7 @@ pub async fn app_from_source(source: Source, registration: Registration) -> Resu
     let runs = ctx.runs.clone();
     let runs_metrics = runs.metrics().clone();
     let function = (registration.build)(ctx)?;
+    runs.metrics().register_function(function.name());
     if let Err(reason) = function.configured() {
         tracing::warn!(function = function.name(), %reason, "function is not configured");
     }

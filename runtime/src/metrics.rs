@@ -115,7 +115,31 @@ fn fl(function: &str) -> FunctionLabels {
     }
 }
 
+/// Every outcome a run can have (`Outcome::as_str`), so each gets a series from the start.
+const OUTCOMES: [&str; 5] = ["success", "rejected", "failure", "skipped", "interrupted"];
+
 impl Metrics {
+    /// Creates `function`'s series at 0 (runs by outcome, duration, in flight, last success at
+    /// 0 = never), so a fresh gateway already exposes them: `rate()` and `absent()` alerts can
+    /// tell "no runs yet" from "no hub".
+    pub fn register_function(&self, function: &str) {
+        // `get_or_create` is what creates a series; the read guards it returns are not needed.
+        let i = &self.inner;
+        for outcome in OUTCOMES {
+            let _ = i.runs.get_or_create(&RunLabels {
+                function: function.to_owned(),
+                outcome: outcome.to_owned(),
+            });
+        }
+        let _ = i.duration.get_or_create(&fl(function));
+        let _ = i.in_flight.get_or_create(&fl(function));
+        let _ = i.last_success.get_or_create(&fl(function));
+        let _ = i.skips.get_or_create(&SkipLabels {
+            function: function.to_owned(),
+            reason: "overlap".to_owned(),
+        });
+    }
+
     pub fn run_finished(&self, function: &str, outcome: &str, seconds: f64, success: bool) {
         let i = &self.inner;
         i.runs
@@ -158,12 +182,83 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition format (OpenMetrics flavour, which Prometheus scrapes).
+    /// The OpenMetrics text format (for scrapers that ask for it in `Accept`).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.inner.registry);
         out
+    }
+
+    /// The Prometheus text format 0.0.4, what `promtool check metrics` and most scrapers
+    /// expect by default.
+    pub fn encode_prometheus(&self) -> String {
+        openmetrics_to_prometheus(&self.encode())
+    }
+}
+
+/// `Content-Type` of [`Metrics::encode`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// `Content-Type` of [`Metrics::encode_prometheus`].
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Rewrites the OpenMetrics text prometheus-client writes into Prometheus text 0.0.4: a
+/// counter family `x` is named by its sample `x_total` in HELP and TYPE, `# UNIT` and the
+/// closing `# EOF` go. Samples are the same in both.
+fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_samples() {
+        let m = Metrics::default();
+        m.register_function("demo");
+        let text = m.encode_prometheus();
+        assert!(text.contains("# TYPE hub_runs_total counter\n"), "{text}");
+        assert!(
+            text.contains("# HELP hub_runs_total Finished runs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hub_runs_total{function=\"demo\",outcome=\"failure\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE hub_runs_in_flight gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(m.encode().ends_with("# EOF\n"));
     }
 }
 
