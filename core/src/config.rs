@@ -201,6 +201,10 @@ pub struct HubConfig {
     pub database_url: Option<SecretString>,
     /// Upper bound for one HTTP request, handler included (`HUB_REQUEST_TIMEOUT_SECS`, 30).
     pub request_timeout: Duration,
+    /// How long a request body may take to arrive (`HUB_BODY_TIMEOUT_SECS`, 10); it is read
+    /// before the request takes one of its function's concurrency slots, so a client trickling
+    /// a body cannot hold one.
+    pub body_timeout: Duration,
     /// Largest accepted request body (`HUB_MAX_BODY_BYTES`, 5 MiB: GitHub push payloads with many
     /// commits are large, and 25 MB is GitHub's own cap).
     pub max_body_bytes: usize,
@@ -218,6 +222,7 @@ impl HubConfig {
                 "HUB_REQUEST_TIMEOUT_SECS",
                 30,
             )?,
+            body_timeout: src.seconds_or("hub.body_timeout_secs", "HUB_BODY_TIMEOUT_SECS", 10)?,
             max_body_bytes: src.get_or(
                 "hub.max_body_bytes",
                 "HUB_MAX_BODY_BYTES",

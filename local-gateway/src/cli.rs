@@ -16,6 +16,7 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_REQUEST_TIMEOUT_SECS    bound on one HTTP request [hub.request_timeout_secs] (default 30)
   HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)
+  HUB_BODY_TIMEOUT_SECS       how long a request body may take to arrive; 408 after (default 10)
   HUB_SHUTDOWN_GRACE_SECS     wait for running jobs at shutdown, then interrupt them (default 30)
   HUB_RUN_RETENTION_DAYS      days of run history kept; 0 keeps everything (default 30)
   HUB_PRUNE_INTERVAL_SECS     how often old run history is pruned (default 3600)

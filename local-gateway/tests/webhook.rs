@@ -550,3 +550,69 @@ async fn form_encoded_deliveries_are_taken_like_json_ones() {
     assert_eq!(body["error"], "form body has no payload field");
     app.stop().await;
 }
+
+/// Sends a delivery's headers and the first bytes of a body it never finishes; returns the
+/// connection, whose answer the caller reads.
+async fn trickle(app: &TestApp, signature: Option<&str>) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let sig = signature
+        .map(|s| format!("X-Hub-Signature-256: {s}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nX-GitHub-Event: push\r\n{sig}Content-Type: application/json\r\n\
+         Content-Length: 5000\r\nConnection: close\r\n\r\n{{\"ref\":",
+        webhook_gitops::WEBHOOK_PATH,
+        app.addr
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn
+}
+
+async fn answer(conn: &mut tokio::net::TcpStream, within: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = String::new();
+    tokio::time::timeout(within, conn.read_to_string(&mut raw))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    raw
+}
+
+#[tokio::test]
+async fn trickled_bodies_cannot_lock_real_deliveries_out() {
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = hub_setup(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("HUB_MAX_CONCURRENCY", 1)
+        .set("HUB_BODY_TIMEOUT_SECS", 2);
+    let app = TestApp::spawn(&setup).await;
+
+    // No signature at all: refused on the headers, without waiting for the body.
+    let mut unsigned = trickle(&app, None).await;
+    let raw = answer(&mut unsigned, std::time::Duration::from_secs(1)).await;
+    assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    assert!(raw.contains("missing X-Hub-Signature-256 header"), "{raw}");
+
+    // Well-formed (but wrong) signatures whose bodies never finish: they wait for their body
+    // outside the function's only slot, so a real delivery still gets through.
+    let fake = webhook_gitops::signature::sign(b"guess", b"x");
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(trickle(&app, Some(&fake)).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let new = fx.push_commit("app.yaml", "v2\n");
+    let (status, body) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 202, "a real delivery is not locked out: {body}");
+    for mut conn in stalled {
+        let raw = answer(&mut conn, std::time::Duration::from_secs(5)).await;
+        assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    }
+    app.wait_runs(FN, "the real delivery's sync", |runs| synced_to(runs, &new))
+        .await;
+    app.stop().await;
+}

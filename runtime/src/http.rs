@@ -3,9 +3,9 @@
 //!
 //! Order, outermost first: request id (set + echoed), trace span with the matched path, panic
 //! catcher, a backstop timeout. Per function, inside that, in the admission order the design
-//! asks for: the route's header guard (credentials), the concurrency limit (429 when full), the
-//! body size limit (413), then the run recorder and, inside it, the request timeout (504,
-//! recorded as a failed run). So a request without credentials never holds a slot,
+//! asks for: the route's header guard (credentials), the body size limit (413) and the body
+//! itself, read within `HUB_BODY_TIMEOUT_SECS` (408), then the concurrency limit (429 when full),
+//! then the run recorder and, inside it, the request timeout (504, recorded as a failed run). So a request without credentials never holds a slot,
 //! has its body read or writes a run row.
 
 use crate::config::HubConfig;
@@ -32,6 +32,8 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub request_timeout: Duration,
+    /// How long a body may take to arrive (read before a concurrency slot is taken).
+    pub body_timeout: Duration,
     pub max_body_bytes: usize,
     /// Requests one function serves at once.
     pub max_concurrency: usize,
@@ -41,6 +43,7 @@ impl Limits {
     pub fn from_hub(hub: &HubConfig) -> Self {
         Self {
             request_timeout: hub.request_timeout,
+            body_timeout: hub.body_timeout,
             max_body_bytes: hub.max_body_bytes,
             max_concurrency: hub.max_concurrency,
         }
@@ -224,9 +227,51 @@ pub fn function_layers(
             },
             record_run,
         ));
-    body_limit(router, limits.max_body_bytes)
+    let body_timeout = limits.body_timeout;
+    let router = router
         .layer(middleware::from_fn_with_state(permits, limit_concurrency))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            read_body(body_timeout, req, next)
+        }));
+    body_limit(router, limits.max_body_bytes)
         .layer(middleware::from_fn_with_state(Arc::new(guards), guard))
+}
+
+/// Reads the whole body (already bounded by [`body_limit`]) within `deadline`, before the
+/// request may take a concurrency slot: a client that sends headers and then trickles its body
+/// holds a connection, never a function's slot. 408 when the body does not arrive in time.
+async fn read_body(deadline: Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, usize::MAX)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if too_large(&e) => {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "cannot read request body");
+            return error_response(StatusCode::BAD_REQUEST, "cannot read request body");
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            );
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// Whether reading a body failed on the size limit (somewhere in its error's source chain).
+fn too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Runs the guard of the matched route, if it has one, on the headers alone.

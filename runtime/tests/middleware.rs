@@ -36,6 +36,7 @@ async fn serve(max_concurrency: usize) -> Served {
         .with_state(());
     let limits = Limits {
         request_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(500),
         max_body_bytes: 1024,
         max_concurrency,
     };
@@ -182,6 +183,41 @@ async fn oversized_bodies_get_413_json_with_or_without_content_length() {
     conn.read_to_string(&mut raw).await.expect("read");
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     assert!(raw.contains(r#""error":"request body too large""#), "{raw}");
+}
+
+#[tokio::test]
+async fn a_trickled_body_holds_no_slot_and_times_out_with_408() {
+    // One slot: a client that sends headers and then stalls must not take it.
+    let s = serve(1).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789"
+    );
+    stalled.write_all(head.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let resp = reqwest::Client::new()
+        .post(format!("{}/echo", s.base))
+        .body("meanwhile")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200, "the stalled body holds no slot");
+    assert_eq!(resp.text().await.expect("text"), "meanwhile");
+
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stalled.read_to_string(&mut raw))
+        .await
+        .expect("answered after the body deadline")
+        .expect("read");
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(
+        raw.contains(r#""error":"request body not received in time""#),
+        "{raw}"
+    );
 }
 
 async fn panicking() -> &'static str {

@@ -44,6 +44,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use hub_runtime::error::{PublicError, respond};
 use hub_runtime::http::reply;
+use hub_runtime::routes::Guard;
 use hub_runtime::store::StoreError;
 use hub_runtime::{
     ConfigError, Context, Function, InvokeError, Registration, Report, RouteTable, Routes, Store,
@@ -281,9 +282,24 @@ impl Function for WebhookGitops {
     }
 
     fn routes(&self) -> Routes {
-        // The signature covers the body, so it is checked in the handler, not by a guard.
+        // The signature covers the body, so the handler verifies it; the guard refuses, on the
+        // headers alone, what cannot be signed at all (no secret here, no well-formed header),
+        // so such requests never have their body read or take a slot.
+        let configured = self.inner.cfg.secret.is_some();
+        let guard: Guard = Arc::new(move |headers: &HeaderMap| {
+            if !configured {
+                return Some(respond(&WebhookError::NotConfigured));
+            }
+            let header = headers
+                .get("x-hub-signature-256")
+                .and_then(|v| v.to_str().ok());
+            signature::digest(header)
+                .err()
+                .map(|e| respond(&WebhookError::Signature(e)))
+        });
         RouteTable::new()
             .post(WEBHOOK_PATH, handle)
+            .guarded(guard)
             .with_state(self.clone())
     }
 

@@ -14,8 +14,9 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Verifies `header` (the raw `X-Hub-Signature-256` value) for `body` under `secret`.
-pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+/// The digest a `X-Hub-Signature-256` value carries, if it is well formed. Checked on the
+/// headers alone, before the body is read.
+pub fn digest(header: Option<&str>) -> Result<Vec<u8>, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
     let hex_digest = header
         .strip_prefix("sha256=")
@@ -24,6 +25,12 @@ pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Si
     if expected.len() != 32 {
         return Err(SignatureError::Malformed);
     }
+    Ok(expected)
+}
+
+/// Verifies `header` (the raw `X-Hub-Signature-256` value) for `body` under `secret`.
+pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+    let expected = digest(header)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
     mac.update(body);
     mac.verify_slice(&expected)
