@@ -6,7 +6,7 @@
 //! Kubernetes secrets. The whole source is read once at start-up (the Lambda init phase) and handed
 //! to each function, so no handler ever reads the process environment.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -158,6 +158,14 @@ impl Source {
     /// A secret: `ENV`, then the file named by `ENV_FILE`, then `key` and `key_file` in `hub.toml`.
     /// Trailing newlines of secret files are dropped (editors and `echo` add them).
     pub fn secret(&self, key: &str, env: &str) -> Result<Option<SecretString>, ConfigError> {
+        let secret = self.secret_value(key, env)?;
+        if let Some(s) = &secret {
+            crate::redact::remember(s.expose_secret());
+        }
+        Ok(secret)
+    }
+
+    fn secret_value(&self, key: &str, env: &str) -> Result<Option<SecretString>, ConfigError> {
         if let Some(v) = self.env.get(env).filter(|v| !v.is_empty()) {
             return Ok(Some(SecretString::from(v.clone())));
         }
@@ -236,7 +244,6 @@ impl HubConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

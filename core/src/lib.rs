@@ -4,11 +4,13 @@
 //!
 //! - [`config`]: typed config loaded once — defaults, then `hub.toml`, then the environment;
 //!   secrets also from `NAME_FILE`, never printed.
-//! - [`logs`]: JSON log lines (stdout or stderr) filtered by `RUST_LOG`.
+//! - [`logs`]: JSON log lines (stdout or stderr) filtered by `RUST_LOG`, secrets redacted.
+//! - [`redact`]: every secret the config loads is replaced by `***` in logs and run summaries.
 //! - [`wire`]: the batch of host samples `hub-collector` pushes and metrics-flush takes.
 
 pub mod config;
 pub mod logs;
+pub mod redact;
 pub mod wire;
 
 pub use config::{ConfigError, HubConfig, Source};

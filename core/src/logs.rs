@@ -31,12 +31,45 @@ where
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
-        .with_writer(move || -> Box<dyn std::io::Write> {
-            match output {
-                LogOutput::Stdout => Box::new(std::io::stdout()),
-                LogOutput::Stderr => Box::new(std::io::stderr()),
-            }
+        .with_writer(move || Redacting {
+            output,
+            line: Vec::new(),
         })
+}
+
+/// Collects one formatted event and writes it, secrets redacted, when the formatter is done
+/// with it (the fmt layer makes one writer per event).
+struct Redacting {
+    output: LogOutput,
+    line: Vec<u8>,
+}
+
+impl std::io::Write for Redacting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.line);
+        let clean = crate::redact::redact(&text);
+        let result = match self.output {
+            LogOutput::Stdout => std::io::stdout().lock().write_all(clean.as_bytes()),
+            LogOutput::Stderr => std::io::stderr().lock().write_all(clean.as_bytes()),
+        };
+        self.line.clear();
+        result
+    }
+}
+
+impl Drop for Redacting {
+    fn drop(&mut self) {
+        // Logging has nowhere to report its own failure.
+        let _ = std::io::Write::flush(self);
+    }
 }
 
 /// Installs JSON logs as the global subscriber (a second call keeps the first).

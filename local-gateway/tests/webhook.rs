@@ -616,3 +616,69 @@ async fn trickled_bodies_cannot_lock_real_deliveries_out() {
         .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_pushed_marker_symlink_is_never_read_or_echoed() {
+    // The push replaces `.gitops` with a symlink to a file full of secrets (as a link to
+    // /proc/self/environ would be): the fast-forward happens, the hook step refuses the marker,
+    // and nothing of the file reaches the run.
+    let outside = tempfile::TempDir::new().expect("dir");
+    let environ = outside.path().join("environ");
+    std::fs::write(
+        &environ,
+        format!(
+            "GITHUB_WEBHOOK_SECRET={}\0ROOT_PASSWORD=opensesame",
+            webhook_gitops::testing::SECRET
+        ),
+    )
+    .expect("write");
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    std::fs::remove_file(fx.author.join(".gitops")).expect("rm marker");
+    std::os::unix::fs::symlink(&environ, fx.author.join(".gitops")).expect("symlink");
+    let new = fx.push_commit("app.yaml", "v2\n");
+    app.push(&fx, &new).await;
+    let summary = app.wait_sync("failure").await;
+    assert!(
+        summary.contains(".gitops must be a regular file in the checkout, not a symlink"),
+        "{summary}"
+    );
+    let all = serde_json::to_string(&app.runs(FN).await).expect("json");
+    for leak in [
+        webhook_gitops::testing::SECRET,
+        "GITHUB_WEBHOOK_SECRET=",
+        "opensesame",
+    ] {
+        assert!(!all.contains(leak), "{leak} leaked into runs: {all}");
+    }
+    // A symlinked marker does not opt a checkout in either.
+    let (status, body) = app.deliver("push", &fx.push_event(&new)).await;
+    assert_eq!(status, 403, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn known_secrets_in_hook_output_are_redacted() {
+    let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
+    let script = fx.author.join("reload.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"connecting with {}\" >&2\nexit 3\n",
+            webhook_gitops::testing::SECRET
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    git(&fx.author, &["add", "reload.sh"]);
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let new = fx.push_commit("app.yaml", "v2\n");
+    app.push(&fx, &new).await;
+    let summary = app.wait_sync("failure").await;
+    assert!(summary.contains("connecting with ***"), "{summary}");
+    assert!(
+        !summary.contains(webhook_gitops::testing::SECRET),
+        "{summary}"
+    );
+    app.stop().await;
+}

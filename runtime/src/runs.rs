@@ -130,7 +130,8 @@ impl Runs {
         summary: &str,
     ) -> String {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut summary = summary.to_owned();
+        // Summaries can carry text the hub does not control (hook output, pushed files).
+        let mut summary = hub_core::redact::redact(summary).into_owned();
         if summary.len() > MAX_SUMMARY {
             let mut cut = MAX_SUMMARY;
             while !summary.is_char_boundary(cut) {

@@ -42,6 +42,51 @@ pub enum SyncError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The marker is not what it must be; the text says why, never what it holds.
+    #[error("{MARKER} {0}")]
+    BadMarker(&'static str),
+}
+
+/// Longest marker read: one command line and some comments.
+const MAX_MARKER_BYTES: u64 = 4096;
+
+/// The marker's metadata when it is a regular file in the checkout. A symlink does not count:
+/// a pushed `.gitops -> /proc/self/environ` must never be read.
+fn marker_meta(dir: &Path) -> Option<std::fs::Metadata> {
+    std::fs::symlink_metadata(dir.join(MARKER))
+        .ok()
+        .filter(|m| m.file_type().is_file())
+}
+
+/// The marker's text: a regular file (the one just checked, not a file swapped in since), at
+/// most [`MAX_MARKER_BYTES`], UTF-8 without NUL.
+fn read_marker(dir: &Path, meta: &std::fs::Metadata) -> Result<String, SyncError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    if meta.len() > MAX_MARKER_BYTES {
+        return Err(SyncError::BadMarker("is larger than 4096 bytes"));
+    }
+    let path = dir.join(MARKER);
+    let read_err = |source| SyncError::Read {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::open(&path).map_err(read_err)?;
+    let opened = file.metadata().map_err(read_err)?;
+    if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+        return Err(SyncError::BadMarker("changed while it was read"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_MARKER_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_MARKER_BYTES {
+        return Err(SyncError::BadMarker("is larger than 4096 bytes"));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => Ok(text),
+        _ => Err(SyncError::BadMarker("is not text")),
+    }
 }
 
 /// Checks that `name` is a git checkout under the base directory with the opt-in marker.
@@ -50,7 +95,7 @@ pub fn checkout_dir(cfg: &GitopsConfig, name: &str) -> Result<PathBuf, SyncError
     if !dir.join(".git").exists() {
         return Err(SyncError::NoCheckout(name.to_owned()));
     }
-    if !dir.join(MARKER).is_file() {
+    if marker_meta(&dir).is_none() {
         return Err(SyncError::NotOptedIn(name.to_owned()));
     }
     Ok(dir)
@@ -199,19 +244,14 @@ fn reload_command(
     if let Some(cmd) = cfg.reload_hooks.get(name) {
         return Ok(Some(cmd.clone()));
     }
-    let marker = dir.join(MARKER);
-    let meta = std::fs::metadata(&marker).map_err(|source| SyncError::Read {
-        path: marker.clone(),
-        source,
-    })?;
+    // The push being deployed may have replaced the marker (with a symlink, say).
+    let meta = marker_meta(dir).ok_or(SyncError::BadMarker(
+        "must be a regular file in the checkout, not a symlink",
+    ))?;
     if meta.permissions().mode() & 0o111 != 0 {
         return Ok(Some(vec![format!("./{MARKER}")]));
     }
-    let text = std::fs::read_to_string(&marker).map_err(|source| SyncError::Read {
-        path: marker.clone(),
-        source,
-    })?;
-    Ok(parse_marker(&text))
+    Ok(parse_marker(&read_marker(dir, &meta)?))
 }
 
 /// The command a marker names: its first line that is neither blank nor a `#` comment, split on
