@@ -237,7 +237,8 @@ async fn sigterm_finishes_running_syncs_then_exits_zero() {
     let fx = GitFixture::new("infra", "main", Some("sleep 1\n"));
     let setup = hub_setup(Backend::Sqlite)
         .await
-        .set("GITOPS_BASE_DIR", fx.base.display());
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .with_config(&webhook_gitops::testing::allow_repo_command("infra"));
     let (mut child, addr) = common::spawn_server(&setup);
     let client = reqwest::Client::new();
     let health = client

@@ -26,6 +26,17 @@ async fn app_for(fx: &GitFixture, backend: Backend) -> (Setup, TestApp) {
     (setup, app)
 }
 
+/// Like [`app_for`], with the repository allowed to name its own reload command.
+async fn app_trusting(fx: &GitFixture) -> (Setup, TestApp) {
+    let setup = hub_setup(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("GITOPS_BRANCH", &fx.branch)
+        .with_config(&webhook_gitops::testing::allow_repo_command(&fx.name));
+    let app = TestApp::spawn(&setup).await;
+    (setup, app)
+}
+
 fn synced_to(runs: &[serde_json::Value], sha: &str) -> bool {
     sync_runs(runs)
         .iter()
@@ -378,7 +389,7 @@ async fn reload_hook_named_by_the_marker_runs_after_a_change() {
     .expect("script");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     git(&fx.author, &["add", "reload.sh"]);
-    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let (_setup, app) = app_trusting(&fx).await;
     let old = fx.deployed_head();
     let new = fx.push_commit("app.yaml", "v2\n");
     let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
@@ -421,7 +432,7 @@ async fn reload_hook_from_config_wins_and_is_bounded_by_a_timeout() {
 async fn a_burst_of_pushes_coalesces_into_two_syncs() {
     // The hook keeps the first sync busy while the burst arrives.
     let fx = GitFixture::new("infra", "main", Some("sleep 2\n"));
-    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let (_setup, app) = app_trusting(&fx).await;
     let new = fx.push_commit("a", "1");
     let bodies: Vec<Vec<u8>> = (0..50)
         .map(|i| {
@@ -671,7 +682,7 @@ async fn known_secrets_in_hook_output_are_redacted() {
     .expect("script");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     git(&fx.author, &["add", "reload.sh"]);
-    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let (_setup, app) = app_trusting(&fx).await;
     let new = fx.push_commit("app.yaml", "v2\n");
     app.push(&fx, &new).await;
     let summary = app.wait_sync("failure").await;
@@ -681,4 +692,86 @@ async fn known_secrets_in_hook_output_are_redacted() {
         "{summary}"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_command_named_by_the_repository_runs_only_when_the_operator_allows_it() {
+    // Whoever can push must not get to run code on the host by editing `.gitops`.
+    let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
+    let script = fx.author.join("reload.sh");
+    std::fs::write(&script, "#!/bin/sh\ntouch ran\n").expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    git(&fx.author, &["add", "reload.sh"]);
+    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
+    let new = fx.push_commit("app.yaml", "v2\n");
+    app.push(&fx, &new).await;
+    let runs = app.wait_runs(FN, "sync", |r| synced_to(r, &new)).await;
+    let summary = sync_runs(&runs)[0]["summary"]
+        .as_str()
+        .expect("summary")
+        .to_owned();
+    assert!(
+        summary.contains(
+            "reload command in .gitops not run (allow it with [webhook_gitops.repos.infra] allow_repo_command = true)"
+        ),
+        "{summary}"
+    );
+    assert!(
+        !fx.checkout().join("ran").exists(),
+        "the pushed command did not run"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reload_hooks_get_none_of_the_gateways_secrets() {
+    // Through the binary, whose process environment holds the secrets as systemd would pass
+    // them: the hook sees PATH, HOME, LANG and the GITOPS_* variables only.
+    let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
+    let script = fx.author.join("reload.sh");
+    std::fs::write(&script, "#!/bin/sh\nenv > hook-env.txt\n").expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    git(&fx.author, &["add", "reload.sh"]);
+    let setup = hub_setup(Backend::Sqlite)
+        .await
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("HUB_COLLECTOR_TOKEN", "collector-token-value")
+        .with_config(&webhook_gitops::testing::allow_repo_command("infra"));
+    let (mut child, addr) = common::spawn_server(&setup);
+    let new = fx.push_commit("app.yaml", "v2\n");
+    let resp = common::signed_push(&reqwest::Client::new(), &addr, fx.push_event(&new))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let dump = fx.checkout().join("hook-env.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !dump.exists() {
+        assert!(std::time::Instant::now() < deadline, "the hook did not run");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    common::terminate(&mut child).await;
+    let env = std::fs::read_to_string(&dump).expect("hook env");
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    assert!(env.contains(&format!("GITOPS_NEW_SHA={new}")), "{env}");
+    assert!(names.contains(&"PATH"), "{env}");
+    for secret in [webhook_gitops::testing::SECRET, "collector-token-value"] {
+        assert!(!env.contains(secret), "{secret} reached the hook: {env}");
+    }
+    for name in &names {
+        assert!(
+            [
+                "PATH",
+                "HOME",
+                "LANG",
+                "GIT_TERMINAL_PROMPT",
+                "PWD",
+                "SHLVL",
+                "_"
+            ]
+            .contains(name)
+                || name.starts_with("GITOPS_"),
+            "unexpected variable {name} in the hook's environment: {env}"
+        );
+    }
 }

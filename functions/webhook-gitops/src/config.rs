@@ -2,7 +2,7 @@
 
 use hub_runtime::{ConfigError, Source};
 use secrecy::SecretString;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,7 +23,17 @@ pub struct GitopsConfig {
     /// `[webhook_gitops.reload]` in `hub.toml`: repository → command (array of arguments, or a
     /// string split on whitespace). Takes precedence over the command in the `.gitops` marker.
     pub reload_hooks: HashMap<String, Vec<String>>,
+    /// Repositories whose own `.gitops` may name the reload command
+    /// (`[webhook_gitops.repos.NAME] allow_repo_command = true`). For every other repository a
+    /// command in the marker is not run: whoever can push would otherwise run code here.
+    pub repo_commands: HashSet<String>,
+    /// The environment reload hooks get: `PATH`, `HOME` and `LANG` of the gateway (read once at
+    /// start), nothing else of it — its secrets stay out — plus the `GITOPS_*` variables.
+    pub hook_env: Vec<(String, String)>,
 }
+
+/// Variables of the gateway's environment a reload hook inherits.
+const HOOK_INHERITS: [&str; 3] = ["PATH", "HOME", "LANG"];
 
 const SECTION: &str = "webhook_gitops";
 
@@ -59,6 +69,28 @@ impl GitopsConfig {
                 reload_hooks.insert(repo.clone(), argv);
             }
         }
+        let mut repo_commands = HashSet::new();
+        if let Some(repos) = src.table(&key("repos")) {
+            for (repo, settings) in repos {
+                match settings.get("allow_repo_command") {
+                    None => {}
+                    Some(toml::Value::Boolean(true)) => {
+                        repo_commands.insert(repo.clone());
+                    }
+                    Some(toml::Value::Boolean(false)) => {}
+                    Some(_) => {
+                        return Err(ConfigError::Invalid {
+                            setting: format!("{SECTION}.repos.{repo}.allow_repo_command"),
+                            message: "expected true or false".into(),
+                        });
+                    }
+                }
+            }
+        }
+        let hook_env = HOOK_INHERITS
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
+            .collect();
         Ok(Self {
             secret: src.secret(&key("secret"), "GITHUB_WEBHOOK_SECRET")?,
             base_dir: src.get_or(
@@ -79,6 +111,8 @@ impl GitopsConfig {
                 300,
             )?,
             reload_hooks,
+            repo_commands,
+            hook_env,
         })
     }
 }

@@ -106,17 +106,21 @@ async fn run(
     program: &Path,
     args: &[&str],
     cwd: &Path,
-    env: &[(&str, &str)],
+    env: Env<'_>,
     timeout: Duration,
 ) -> Result<String, SyncError> {
     let command = std::iter::once(program.display().to_string())
         .chain(args.iter().map(|a| a.to_string()))
         .collect::<Vec<_>>()
         .join(" ");
-    let child = Command::new(program)
+    let mut cmd = Command::new(program);
+    if let Env::Only(vars) = env {
+        cmd.env_clear()
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+    let child = cmd
         .args(args)
         .current_dir(cwd)
-        .envs(env.iter().copied())
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -162,7 +166,7 @@ async fn run(
 }
 
 async fn git(cfg: &GitopsConfig, dir: &Path, args: &[&str]) -> Result<String, SyncError> {
-    run(&cfg.git, args, dir, &[], cfg.git_timeout).await
+    run(&cfg.git, args, dir, Env::Inherit, cfg.git_timeout).await
 }
 
 fn short(sha: &str) -> &str {
@@ -217,41 +221,78 @@ pub async fn sync_repo(cfg: &GitopsConfig, name: &str) -> Result<Report, SyncErr
         summary.push_str(&format!("; deleted branches {}", deleted.join(", ")));
     }
     if old != new {
-        if let Some(hook) = reload_command(cfg, name, &dir)? {
-            let (program, args) = hook.split_first().unwrap_or_else(|| unreachable!());
-            let program = resolve(&dir, program);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let env = [
-                ("GITOPS_REPOSITORY", name),
-                ("GITOPS_OLD_SHA", old.as_str()),
-                ("GITOPS_NEW_SHA", new.as_str()),
-            ];
-            run(&program, &args, &dir, &env, cfg.reload_timeout).await?;
-            summary.push_str(&format!("; reloaded with {}", program.display()));
+        match reload_command(cfg, name, &dir)? {
+            Hook::None => {}
+            Hook::NotAllowed => {
+                tracing::warn!(
+                    repository = name,
+                    "the reload command named in {MARKER} was not run: this repository may not name its own command"
+                );
+                summary.push_str(&format!(
+                    "; reload command in {MARKER} not run (allow it with \
+                     [webhook_gitops.repos.{name}] allow_repo_command = true)"
+                ));
+            }
+            Hook::Run(hook) => {
+                let (program, args) = hook.split_first().unwrap_or_else(|| unreachable!());
+                let program = resolve(&dir, program);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut env = cfg.hook_env.clone();
+                env.extend(
+                    [
+                        ("GITOPS_REPOSITORY", name),
+                        ("GITOPS_OLD_SHA", old.as_str()),
+                        ("GITOPS_NEW_SHA", new.as_str()),
+                    ]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+                );
+                run(&program, &args, &dir, Env::Only(&env), cfg.reload_timeout).await?;
+                summary.push_str(&format!("; reloaded with {}", program.display()));
+            }
         }
     }
     Ok(Report::success(summary))
 }
 
+/// What happens after a fast-forward.
+enum Hook {
+    /// Nothing to run (no command anywhere, or an empty marker).
+    None,
+    /// The marker names a command, but the operator has not let this repository choose one.
+    NotAllowed,
+    Run(Vec<String>),
+}
+
+/// The environment a command runs with.
+enum Env<'a> {
+    /// The gateway's own (git: it may need `SSH_AUTH_SOCK`, `GIT_SSH_COMMAND`, proxies).
+    Inherit,
+    /// Exactly these variables (reload hooks: none of the gateway's secrets).
+    Only(&'a [(String, String)]),
+}
+
 /// The reload command for a checkout, in order of precedence: the one configured for the
-/// repository; the marker itself when it is executable; the first non-comment line of the
-/// marker. An empty marker means "sync only".
-fn reload_command(
-    cfg: &GitopsConfig,
-    name: &str,
-    dir: &Path,
-) -> Result<Option<Vec<String>>, SyncError> {
+/// repository in `hub.toml`; then, only for repositories allowed to name their own, the marker
+/// itself when it is executable, or the first non-comment line of the marker. An empty marker
+/// means "sync only".
+fn reload_command(cfg: &GitopsConfig, name: &str, dir: &Path) -> Result<Hook, SyncError> {
     if let Some(cmd) = cfg.reload_hooks.get(name) {
-        return Ok(Some(cmd.clone()));
+        return Ok(Hook::Run(cmd.clone()));
     }
     // The push being deployed may have replaced the marker (with a symlink, say).
     let meta = marker_meta(dir).ok_or(SyncError::BadMarker(
         "must be a regular file in the checkout, not a symlink",
     ))?;
-    if meta.permissions().mode() & 0o111 != 0 {
-        return Ok(Some(vec![format!("./{MARKER}")]));
-    }
-    Ok(parse_marker(&read_marker(dir, &meta)?))
+    let named = if meta.permissions().mode() & 0o111 != 0 {
+        Some(vec![format!("./{MARKER}")])
+    } else {
+        parse_marker(&read_marker(dir, &meta)?)
+    };
+    Ok(match named {
+        None => Hook::None,
+        Some(_) if !cfg.repo_commands.contains(name) => Hook::NotAllowed,
+        Some(cmd) => Hook::Run(cmd),
+    })
 }
 
 /// The command a marker names: its first line that is neither blank nor a `#` comment, split on

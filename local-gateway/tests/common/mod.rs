@@ -88,6 +88,15 @@ impl Setup {
         self
     }
 
+    /// Writes `toml` as the gateway's `hub.toml` (in its data directory, which is also the
+    /// working directory of a spawned `hub-gateway`).
+    pub fn with_config(mut self, toml: &str) -> Self {
+        let path = self.data_dir.path().join("hub.toml");
+        std::fs::write(&path, toml).expect("write hub.toml");
+        self.config_file = Some(path);
+        self
+    }
+
     pub fn unset(mut self, key: &str) -> Self {
         self.env.remove(key);
         self
