@@ -188,15 +188,7 @@ async fn runs_are_listed_newest_first_with_filter_and_limit() {
     }
     let (_, refused) = app.get_json("/api/runs").await;
     assert_eq!(refused, serde_json::json!([]), "401s write no runs");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"hub_http_requests_total{route="/api/webhook/gitops",status="401"} 3"#),
         "refusals are counted: {metrics}"

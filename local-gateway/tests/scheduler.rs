@@ -88,14 +88,7 @@ async fn scheduled_runs_are_recorded_listed_and_counted() {
     assert_eq!(probe["schedule"], EVERY_SECOND);
     assert!(probe["next_due"].is_string(), "{functions}");
 
-    let resp = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    assert_eq!(resp.status(), 200);
-    let text = resp.text().await.expect("text");
+    let text = app.metrics_text().await;
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format parses");
     let value = |name: &str, labels: &[(&str, &str)]| {
@@ -200,15 +193,7 @@ async fn a_tick_during_a_running_run_is_skipped_not_overlapped() {
     // Every invocation that started is one success (or still running); skips never invoke.
     let successes = with_trigger(&runs, "success").len();
     assert!(calls.load(Ordering::SeqCst) <= successes + 1);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"hub_scheduler_skips_total{function="probe",reason="overlap"}"#),
         "{text}"

@@ -182,6 +182,18 @@ impl TestApp {
         (status, resp.json().await.expect("JSON body"))
     }
 
+    /// The `/metrics` page as a scraper without preferences gets it.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status(), 200);
+        resp.text().await.expect("text")
+    }
+
     /// POSTs a webhook delivery signed with webhook-gitops' test secret.
     pub async fn deliver(&self, event: &str, body: &[u8]) -> (u16, serde_json::Value) {
         let sig = webhook_gitops::testing::sign(body);
