@@ -5,8 +5,8 @@
 //! catcher, a backstop timeout. Per function, inside that, in the admission order the design
 //! asks for: the route's header guard (credentials), the body size limit (413) and the body
 //! itself, read within `HUB_BODY_TIMEOUT_SECS` (408), then the concurrency limit (429 when full),
-//! then the run recorder and, inside it, the request timeout (504, recorded as a failed run). So a request without credentials never holds a slot,
-//! has its body read or writes a run row.
+//! then the run recorder and, inside it, the request timeout (504, recorded as a failed run).
+//! So a request without credentials never has its body read, holds a slot or writes a run row.
 
 use crate::config::HubConfig;
 use crate::error::{RunSummary, error_response, scope_request_id};
@@ -199,8 +199,8 @@ pub fn body_limit(router: Router, max: usize) -> Router {
         }))
 }
 
-/// Wraps one function's routes with its admission checks (header guards, concurrency limit,
-/// body limit) and the run recorder.
+/// Wraps one function's routes with its admission checks (header guard, body limit and body
+/// deadline, concurrency limit), the run recorder and the request timeout.
 pub fn function_layers(
     routes: Routes,
     runs: Runs,
