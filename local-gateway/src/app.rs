@@ -108,6 +108,9 @@ pub struct Gateway {
     pub functions: Arc<Vec<Arc<dyn Function>>>,
     /// Effective schedules (after overrides), validated at start.
     pub plans: Arc<Vec<Plan>>,
+    /// Each function's routes as `/api/functions` lists them, in the order of `functions`:
+    /// taken once, since describing routes builds the function's Router.
+    route_infos: Arc<Vec<Vec<hub_runtime::RouteInfo>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -145,6 +148,12 @@ impl Gateway {
         Ok(Self {
             config,
             ctx,
+            route_infos: Arc::new(
+                functions
+                    .iter()
+                    .map(|f| f.routes().infos().to_vec())
+                    .collect(),
+            ),
             functions: Arc::new(functions),
             plans: Arc::new(plans),
         })
@@ -279,12 +288,13 @@ impl Gateway {
     pub fn function_infos(&self) -> Vec<FunctionInfo> {
         self.functions
             .iter()
-            .map(|f| {
+            .zip(self.route_infos.iter())
+            .map(|(f, routes)| {
                 let configured = f.configured();
                 let plan = self.plans.iter().find(|p| p.function == f.name());
                 FunctionInfo {
                     name: f.name(),
-                    routes: f.routes().infos().to_vec(),
+                    routes: routes.clone(),
                     schedule: plan.map(|p| p.expr.clone()),
                     next_due: plan.and_then(|p| scheduler::next_due(p, chrono::Utc::now())),
                     configured: configured.is_ok(),

@@ -283,7 +283,7 @@ async fn guard(State(guards): State<Arc<Vec<GuardedRoute>>>, req: Request, next:
             .map(MatchedPath::as_str);
         let found = guards
             .iter()
-            .find(|g| Some(g.path) == path && g.method == req.method());
+            .find(|g| Some(g.route.path) == path && g.route.method == req.method().as_str());
         if let Some(g) = found {
             if let Some(refused) = (g.guard)(req.headers()) {
                 return refused;

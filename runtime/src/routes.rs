@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::handler::Handler;
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use std::sync::Arc;
 
@@ -22,17 +22,16 @@ pub struct RouteInfo {
 /// `None` admits it.
 pub type Guard = Arc<dyn Fn(&HeaderMap) -> Option<Response> + Send + Sync>;
 
-/// A guard on one route (method + path), for `http::function_layers`.
+/// A guard on one route, for `http::function_layers`.
 #[derive(Clone)]
 pub struct GuardedRoute {
-    pub method: Method,
-    pub path: &'static str,
+    pub route: RouteInfo,
     pub guard: Guard,
 }
 
 impl std::fmt::Debug for GuardedRoute {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GuardedRoute({} {})", self.method, self.path)
+        write!(f, "GuardedRoute({} {})", self.route.method, self.route.path)
     }
 }
 
@@ -42,8 +41,6 @@ pub struct RouteTable<S> {
     infos: Vec<RouteInfo>,
     guards: Vec<GuardedRoute>,
     router: Router<S>,
-    /// The route added last, which [`RouteTable::guarded`] applies to.
-    last: Option<(Method, &'static str)>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for RouteTable<S> {
@@ -58,7 +55,6 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             infos: Vec::new(),
             guards: Vec::new(),
             router: Router::new(),
-            last: None,
         }
     }
 
@@ -68,7 +64,7 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
         H: Handler<T, S>,
         T: 'static,
     {
-        self.add(Method::GET, path, axum::routing::get(handler))
+        self.add("GET", path, axum::routing::get(handler))
     }
 
     /// `POST path`.
@@ -77,32 +73,24 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
         H: Handler<T, S>,
         T: 'static,
     {
-        self.add(Method::POST, path, axum::routing::post(handler))
+        self.add("POST", path, axum::routing::post(handler))
     }
 
     /// Guards the route added last: `guard` sees its headers before anything else runs.
     pub fn guarded(mut self, guard: Guard) -> Self {
-        if let Some((method, path)) = self.last.clone() {
-            self.guards.push(GuardedRoute {
-                method,
-                path,
-                guard,
-            });
+        if let Some(&route) = self.infos.last() {
+            self.guards.push(GuardedRoute { route, guard });
         }
         self
     }
 
     fn add(
         mut self,
-        method: Method,
+        method: &'static str,
         path: &'static str,
         route: axum::routing::MethodRouter<S>,
     ) -> Self {
-        self.infos.push(RouteInfo {
-            method: method_name(&method),
-            path,
-        });
-        self.last = Some((method, path));
+        self.infos.push(RouteInfo { method, path });
         // axum merges the method routers of one path, so GET and POST may share it.
         self.router = self.router.route(path, route);
         self
@@ -115,13 +103,6 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             guards: self.guards,
             router: self.router.with_state(state),
         }
-    }
-}
-
-fn method_name(m: &Method) -> &'static str {
-    match *m {
-        Method::POST => "POST",
-        _ => "GET",
     }
 }
 

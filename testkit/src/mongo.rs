@@ -1,3 +1,4 @@
+use mongodb::Collection;
 use mongodb::bson::{Bson, Document, doc};
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -125,18 +126,18 @@ impl MongoServer {
         for d in docs.iter_mut().filter(|d| !d.contains_key("_id")) {
             d.insert("_id", mongodb::bson::oid::ObjectId::new());
         }
+        let mut coll = self.collection(db, collection).await;
         for chunk in docs.chunks(SEED_CHUNK) {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match self
-                    .insert_missing(db, collection, chunk, attempt > 1)
-                    .await
-                {
+                match insert_missing(&coll, chunk, attempt > 1).await {
                     Ok(()) => break,
                     Err(e) if attempt < SEED_ATTEMPTS => {
                         eprintln!("testkit: seeding attempt {attempt} failed, retrying: {e}");
                         tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                        // A dropped connection may have left the pool in a bad state.
+                        coll = self.collection(db, collection).await;
                     }
                     Err(e) => panic!(
                         "seeding {db}.{collection} failed {attempt} times: {e}\n\
@@ -152,11 +153,9 @@ impl MongoServer {
     /// `count_documents` is an aggregation, which PoloDB gets wrong.
     pub async fn count(&self, db: &str, collection: &str, filter: Document) -> u64 {
         use futures::TryStreamExt;
-        let found: Vec<Document> = mongodb::Client::with_uri_str(self.uri())
+        let found: Vec<Document> = self
+            .collection(db, collection)
             .await
-            .expect("mongo client")
-            .database(db)
-            .collection::<Document>(collection)
             .find(filter)
             .await
             .expect("find")
@@ -166,43 +165,13 @@ impl MongoServer {
         found.len() as u64
     }
 
-    async fn insert_missing(
-        &self,
-        db: &str,
-        collection: &str,
-        chunk: &[Document],
-        retry: bool,
-    ) -> Result<(), mongodb::error::Error> {
-        use futures::TryStreamExt;
-        let coll = mongodb::Client::with_uri_str(self.uri())
-            .await?
+    /// `db.collection` through a new client.
+    async fn collection(&self, db: &str, collection: &str) -> Collection<Document> {
+        mongodb::Client::with_uri_str(self.uri())
+            .await
+            .expect("mongo client")
             .database(db)
-            .collection::<Document>(collection);
-        if !retry {
-            // PoloDB checks `$in` per document: only a retry pays for finding what arrived.
-            coll.insert_many(chunk).await?;
-            return Ok(());
-        }
-        let ids: Vec<Bson> = chunk.iter().filter_map(|d| d.get("_id").cloned()).collect();
-        let present: HashSet<String> = coll
-            .find(doc! {"_id": {"$in": ids}})
-            .await?
-            .try_collect::<Vec<Document>>()
-            .await?
-            .iter()
-            .filter_map(|d| d.get("_id").map(ToString::to_string))
-            .collect();
-        let missing: Vec<&Document> = chunk
-            .iter()
-            .filter(|d| {
-                d.get("_id")
-                    .is_some_and(|id| !present.contains(&id.to_string()))
-            })
-            .collect();
-        if !missing.is_empty() {
-            coll.insert_many(missing).await?;
-        }
-        Ok(())
+            .collection(collection)
     }
 
     /// Stops the server for good (MongoDB "going away" under a running sync).
@@ -210,6 +179,41 @@ impl MongoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Inserts the documents of `chunk` that `coll` does not hold yet (on a first attempt: all of
+/// them, without asking).
+async fn insert_missing(
+    coll: &Collection<Document>,
+    chunk: &[Document],
+    retry: bool,
+) -> Result<(), mongodb::error::Error> {
+    use futures::TryStreamExt;
+    if !retry {
+        // PoloDB checks `$in` per document: only a retry pays for finding what arrived.
+        coll.insert_many(chunk).await?;
+        return Ok(());
+    }
+    let ids: Vec<Bson> = chunk.iter().filter_map(|d| d.get("_id").cloned()).collect();
+    let present: HashSet<String> = coll
+        .find(doc! {"_id": {"$in": ids}})
+        .await?
+        .try_collect::<Vec<Document>>()
+        .await?
+        .iter()
+        .filter_map(|d| d.get("_id").map(ToString::to_string))
+        .collect();
+    let missing: Vec<&Document> = chunk
+        .iter()
+        .filter(|d| {
+            d.get("_id")
+                .is_some_and(|id| !present.contains(&id.to_string()))
+        })
+        .collect();
+    if !missing.is_empty() {
+        coll.insert_many(missing).await?;
+    }
+    Ok(())
 }
 
 /// Whether process `pid` holds the socket listening on 127.0.0.1:`port` (from /proc: the
