@@ -191,6 +191,9 @@ impl Gateway {
                 self.config.prune_interval,
             ))
         });
+        for f in self.functions.iter().filter(|f| f.configured().is_ok()) {
+            f.start().await;
+        }
         tracing::info!(%addr, version = VERSION, store = self.ctx.store.backend(), "hub-gateway listening");
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)

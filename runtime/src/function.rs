@@ -97,6 +97,13 @@ pub trait Function: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Called once when the gateway starts serving, for a configured function: resume work
+    /// accepted before a restart, tidy its tables. Not called by `invoke` or on Lambda. Nothing
+    /// by default; long work belongs in [`Context::tasks`], not in the returned future.
+    fn start(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// An optional panel for the gateway's status page: an HTML fragment (the function escapes
     /// what it embeds). A `<div class="chart" data-unit="…">` holding a
     /// `<script type="application/json">` with `[{"name", "points": [[unix_ms, value, ok]]}]`

@@ -12,8 +12,11 @@
 //! merged `pull_request` into it goes on, anything else answers 200 `ignored: <why>` → the
 //! repository name must be `[A-Za-z0-9._-]+` (400) and `GITOPS_BASE_DIR/<name>` a git checkout
 //! (404) holding a `.gitops` marker (403) → a delivery seen before (same `X-GitHub-Delivery` or
-//! same body) answers 200 `duplicate` → 202, and the sync runs in the background. At most one
-//! sync per repository runs at a time; pushes arriving meanwhile coalesce into one follow-up.
+//! same body) answers 200 `duplicate`, unless its sync failed → the delivery is recorded as
+//! pending in the store, then answered 202, and the sync runs in the background. It counts as
+//! done only once a sync succeeded; pending deliveries are synced at the next start (see
+//! [`queue`]). At most one sync per repository runs at a time; pushes arriving meanwhile
+//! coalesce into one follow-up.
 //!
 //! **Environment:** `GITHUB_WEBHOOK_SECRET` / `GITHUB_WEBHOOK_SECRET_FILE` (required; without it
 //! the function is "not configured" and answers 503), `GITOPS_BASE_DIR` (default `/srv/gitops`),
@@ -29,6 +32,7 @@
 
 pub mod config;
 pub mod event;
+pub mod queue;
 pub mod signature;
 pub mod sync;
 pub mod testing;
@@ -50,12 +54,13 @@ use hub_runtime::{
     ConfigError, Context, Function, InvokeError, Registration, Report, RouteTable, Routes, Store,
     Trigger, require,
 };
+use queue::{Queued, SyncQueue};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
-use sync::{Queued, SyncError, SyncQueue};
+use sync::SyncError;
 
 pub const NAME: &str = "webhook-gitops";
 pub const WEBHOOK_PATH: &str = "/api/webhook/gitops";
@@ -78,8 +83,6 @@ webhook-gitops:
 /// Longest `X-GitHub-Delivery` accepted (GitHub sends 36-character UUIDs).
 const MAX_DELIVERY_ID: usize = 128;
 
-/// Scope of this function's replay keys in the store.
-const REPLAY_SCOPE: &str = "webhook-gitops";
 /// GitHub lets deliveries be redelivered for a few days; a month is comfortably longer.
 const REPLAY_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -161,21 +164,10 @@ impl WebhookGitops {
     pub fn from_context(ctx: Context) -> Result<Self, ConfigError> {
         let cfg = Arc::new(GitopsConfig::from_source(&ctx.source)?);
         let queue = SyncQueue::new(cfg.clone(), ctx.runs.clone(), ctx.tasks.clone());
-        let store = ctx.store.clone();
-        // Keep the replay table small; a failure only delays the clean-up.
-        let pruning = store.clone();
-        ctx.tasks.spawn(async move {
-            if let Err(e) = pruning
-                .forget_keys_older_than(REPLAY_SCOPE, REPLAY_MEMORY)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot prune old webhook deliveries");
-            }
-        });
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
-                store,
+                store: ctx.store,
                 queue,
                 http_trigger: ctx.http_trigger,
             }),
@@ -255,7 +247,12 @@ async fn handle(
         .into_iter()
         .chain([body_key.as_str()])
         .collect();
-    if !inner.store.remember_keys(REPLAY_SCOPE, &keys).await? {
+    // Claimed (pending) and committed before the 202: the sync it promises survives a crash.
+    if !inner
+        .store
+        .claim_keys(queue::SCOPE, &repository, &keys)
+        .await?
+    {
         return Ok(reply(
             StatusCode::OK,
             json!({"status": "duplicate", "repository": repository}),
@@ -305,6 +302,21 @@ impl Function for WebhookGitops {
 
     fn configured(&self) -> Result<(), String> {
         require(&self.inner.cfg.secret, "GITHUB_WEBHOOK_SECRET")
+    }
+
+    fn start(&self) -> BoxFuture<'_, ()> {
+        async move {
+            // Keep the replay table small; a failure only delays the clean-up.
+            let store = &self.inner.store;
+            if let Err(e) = store
+                .forget_keys_older_than(queue::SCOPE, REPLAY_MEMORY)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot prune old webhook deliveries");
+            }
+            self.inner.queue.resume().await;
+        }
+        .boxed()
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), String>> {

@@ -1,19 +1,15 @@
-//! Fast-forwarding one checkout, the Rust form of the seed's `gitops_sync.sh`, and the
-//! per-repository queue that coalesces bursts of pushes.
+//! Fast-forwarding one checkout, the Rust form of the seed's `gitops_sync.sh`.
 //!
 //! `git` is always run with an argument vector (never a shell), with prompts disabled, stdin
 //! closed and a timeout, so a hung remote cannot wedge the worker.
 
 use crate::config::GitopsConfig;
-use hub_runtime::{Report, Runs, Trigger};
-use std::collections::HashMap;
+use hub_runtime::Report;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
-use tokio_util::task::TaskTracker;
 
 /// Marker file a checkout must contain to be synced; it may also name the reload command.
 pub const MARKER: &str = ".gitops";
@@ -311,93 +307,6 @@ fn resolve(dir: &Path, program: &str) -> PathBuf {
         dir.join(program)
     } else {
         PathBuf::from(program)
-    }
-}
-
-/// Whether a request started a sync or joined the one already running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queued {
-    Started,
-    Coalesced,
-}
-
-/// At most one sync per repository at a time; requests arriving while one runs set a flag that
-/// causes exactly one follow-up sync, so a burst of N pushes costs two syncs, not N.
-#[derive(Debug)]
-pub struct SyncQueue {
-    cfg: Arc<GitopsConfig>,
-    runs: Runs,
-    tasks: TaskTracker,
-    /// repository → "another sync was requested while this one ran"
-    running: Mutex<HashMap<String, bool>>,
-}
-
-impl SyncQueue {
-    pub fn new(cfg: Arc<GitopsConfig>, runs: Runs, tasks: TaskTracker) -> Arc<Self> {
-        Arc::new(Self {
-            cfg,
-            runs,
-            tasks,
-            running: Mutex::new(HashMap::new()),
-        })
-    }
-
-    pub fn request(self: &Arc<Self>, repository: &str, trigger: Trigger) -> Queued {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(again) = running.get_mut(repository) {
-            *again = true;
-            return Queued::Coalesced;
-        }
-        running.insert(repository.to_owned(), false);
-        drop(running);
-        let this = Arc::clone(self);
-        let repository = repository.to_owned();
-        // The sync continues the trace of the delivery that started it.
-        self.tasks
-            .spawn(tracing::Instrument::in_current_span(async move {
-                this.worker(repository, trigger).await
-            }));
-        Queued::Started
-    }
-
-    async fn worker(self: Arc<Self>, repository: String, trigger: Trigger) {
-        // If a sync panics, the repository must not stay marked as running forever.
-        let mut release = Release {
-            queue: &self,
-            repository: &repository,
-            armed: true,
-        };
-        loop {
-            // The outcome is recorded as a run; nothing else to do with it here.
-            let _ = self
-                .runs
-                .track(crate::NAME, trigger, sync_repo(&self.cfg, &repository))
-                .await;
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            match running.get_mut(&repository) {
-                Some(again) if *again => *again = false,
-                _ => {
-                    running.remove(&repository);
-                    release.armed = false;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-struct Release<'a> {
-    queue: &'a SyncQueue,
-    repository: &'a str,
-    armed: bool,
-}
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut running = self.queue.running.lock().unwrap_or_else(|p| p.into_inner());
-            running.remove(self.repository);
-        }
     }
 }
 

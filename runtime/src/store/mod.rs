@@ -17,6 +17,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod keys;
+mod tables;
+pub use tables::{CreateTables, Tables};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
@@ -337,26 +341,6 @@ impl Store {
         }
     }
 
-    /// Remembers every key of `keys` under `scope`. Returns `true` only if none had been seen:
-    /// a request matching any earlier key is a replay.
-    pub async fn remember_keys(&self, scope: &str, keys: &[&str]) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at) VALUES ($1, $2, $3) \
-            ON CONFLICT DO NOTHING";
-        let mut all_new = true;
-        for key in keys {
-            let done = on_pool!(self, |p| sqlx::query(SQL)
-                .bind(scope)
-                .bind(*key)
-                .bind(Utc::now())
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
-            all_new &= done == 1;
-        }
-        Ok(all_new)
-    }
-
-    /// Forgets keys older than `age`, so the table stays small.
     /// Deletes what the hub's own history tables (runs, claimed schedule ticks) hold from
     /// before `cutoff`, `batch` rows per statement so a large backlog never holds a long lock.
     /// Returns the rows deleted.
@@ -387,63 +371,5 @@ impl Store {
             }
         }
         Ok(total)
-    }
-
-    pub async fn forget_keys_older_than(
-        &self,
-        scope: &str,
-        age: Duration,
-    ) -> Result<u64, StoreError> {
-        const SQL: &str = "DELETE FROM hub_seen_keys WHERE scope = $1 AND seen_at < $2";
-        let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-        let done = on_pool!(self, |p| sqlx::query(SQL)
-            .bind(scope)
-            .bind(cutoff)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done)
-    }
-}
-
-/// Creates a function's own tables.
-pub type CreateTables =
-    for<'a> fn(&'a Store) -> futures::future::BoxFuture<'a, Result<(), StoreError>>;
-
-/// A function's view of the store: its tables are created on first use, once, and a failure
-/// is retried on the next use (a database that was down at start must not stick).
-#[derive(Debug)]
-pub struct Tables {
-    store: Store,
-    /// Named in readiness failures, e.g. "system_metrics".
-    what: &'static str,
-    create: CreateTables,
-    created: tokio::sync::OnceCell<()>,
-}
-
-impl Tables {
-    pub fn new(store: Store, what: &'static str, create: CreateTables) -> Self {
-        Self {
-            store,
-            what,
-            create,
-            created: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The store, once the tables exist.
-    pub async fn store(&self) -> Result<&Store, StoreError> {
-        self.created
-            .get_or_try_init(|| (self.create)(&self.store))
-            .await?;
-        Ok(&self.store)
-    }
-
-    /// For [`crate::Function::ready`]: the tables can be created (or exist).
-    pub async fn ready(&self) -> Result<(), String> {
-        self.store()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("cannot prepare {}: {e}", self.what))
     }
 }
