@@ -7,7 +7,7 @@ use crate::pages;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use futures::future::join_all;
 use hub_runtime::Trigger;
@@ -21,16 +21,25 @@ impl Gateway {
     /// The whole HTTP surface: every function's router plus the gateway's own routes, inside the
     /// shared middleware stack.
     pub fn router(&self) -> Router {
-        let mut router = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .route("/api/health", get(api_health))
-            .route("/", get(pages::index))
-            .route("/api/functions", get(api_functions))
-            .route("/api/runs", get(api_runs))
-            .route("/metrics", get(metrics))
-            .fallback(not_found)
-            .with_state(self.clone());
+        let own: [(&str, MethodRouter<Gateway>); 7] = [
+            ("/healthz", get(healthz)),
+            ("/readyz", get(readyz)),
+            ("/api/health", get(api_health)),
+            ("/", get(pages::index)),
+            ("/api/functions", get(api_functions)),
+            ("/api/runs", get(api_runs)),
+            ("/metrics", get(metrics)),
+        ];
+        let counters = self.ctx.runs.metrics();
+        let mut router = Router::new();
+        for (path, handler) in own {
+            counters.register_route(path);
+            router = router.route(path, handler);
+        }
+        for info in self.route_infos.iter().flatten() {
+            counters.register_route(info.path);
+        }
+        let mut router = router.fallback(not_found).with_state(self.clone());
         let limits = Limits::from_hub(&self.ctx.hub);
         for f in self.functions.iter() {
             router = router.merge(function_layers(

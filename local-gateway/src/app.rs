@@ -2,6 +2,7 @@
 //! HTTP surface is in [`crate::api`], the status page in [`crate::pages`].
 
 use crate::scheduler::{self, Plan, Scheduler};
+use crate::server::{self, ConnLimits};
 use hub_runtime::store::StoreError;
 use hub_runtime::{ConfigError, Context, Function, HubConfig, Registration, Source, Trigger};
 use serde::Serialize;
@@ -48,6 +49,9 @@ pub struct GatewayConfig {
     pub run_retention: Option<Duration>,
     /// `HUB_PRUNE_INTERVAL_SECS` (default 3600): how often old history is pruned.
     pub prune_interval: Duration,
+    /// `HUB_HEADER_TIMEOUT_SECS` (default 10) and `HUB_MAX_CONNECTIONS` (default 1024); see
+    /// [`crate::server`].
+    pub conn_limits: ConnLimits,
 }
 
 impl GatewayConfig {
@@ -79,6 +83,14 @@ impl GatewayConfig {
                     3600,
                 )?
                 .max(Duration::from_secs(1)),
+            conn_limits: ConnLimits {
+                header_timeout: src
+                    .seconds_or("gateway.header_timeout_secs", "HUB_HEADER_TIMEOUT_SECS", 10)?
+                    .max(Duration::from_secs(1)),
+                max_connections: src
+                    .get_or("gateway.max_connections", "HUB_MAX_CONNECTIONS", 1024usize)?
+                    .max(1),
+            },
         })
     }
 
@@ -110,7 +122,7 @@ pub struct Gateway {
     pub plans: Arc<Vec<Plan>>,
     /// Each function's routes as `/api/functions` lists them, in the order of `functions`:
     /// taken once, since describing routes builds the function's Router.
-    route_infos: Arc<Vec<Vec<hub_runtime::RouteInfo>>>,
+    pub(crate) route_infos: Arc<Vec<Vec<hub_runtime::RouteInfo>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -195,10 +207,15 @@ impl Gateway {
             f.start().await;
         }
         tracing::info!(%addr, version = VERSION, store = self.ctx.store.backend(), "hub-gateway listening");
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve)?;
+        server::serve(
+            listener,
+            self.router(),
+            self.config.conn_limits,
+            self.ctx.runs.metrics().clone(),
+            self.config.shutdown_grace,
+            shutdown,
+        )
+        .await;
         if let Some(p) = pruner {
             p.abort();
         }

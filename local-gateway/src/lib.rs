@@ -14,6 +14,7 @@
 //! `HUB_DATA_DIR` (`./var`), `DATABASE_URL` (embedded SQLite when unset),
 //! `HUB_REQUEST_TIMEOUT_SECS`, `HUB_BODY_TIMEOUT_SECS`, `HUB_MAX_BODY_BYTES`, `HUB_MAX_CONCURRENCY`,
 //! `HUB_SHUTDOWN_GRACE_SECS`, `HUB_RUN_RETENTION_DAYS`, `HUB_PRUNE_INTERVAL_SECS`,
+//! `HUB_HEADER_TIMEOUT_SECS`, `HUB_MAX_CONNECTIONS`,
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own.
 //!
 //! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`.
@@ -23,5 +24,6 @@ pub mod app;
 pub mod cli;
 pub mod pages;
 pub mod scheduler;
+pub mod server;
 
 pub use app::{Gateway, GatewayConfig, StartError};

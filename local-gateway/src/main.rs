@@ -53,6 +53,22 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
             if let Some(port) = port {
                 gateway.config.port = port;
             }
+            match local_gateway::server::raise_fd_limit() {
+                Ok(limit) => {
+                    let cap = &mut gateway.config.conn_limits.max_connections;
+                    // Leave room for the store, git, logs and the listener itself.
+                    let room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX);
+                    if *cap > room {
+                        tracing::warn!(
+                            open_files = limit,
+                            max_connections = room,
+                            "HUB_MAX_CONNECTIONS lowered to fit the open-files limit"
+                        );
+                        *cap = room.max(1);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+            }
             let listener = match gateway.bind().await {
                 Ok(l) => l,
                 Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),

@@ -475,6 +475,9 @@ async fn a_fresh_gateway_exposes_every_function_series_at_zero() {
         "hub_runs_in_flight gauge",
         "hub_last_success_timestamp_seconds gauge",
         "hub_scheduler_skips_total counter",
+        "hub_http_requests_total counter",
+        "hub_http_connections_open gauge",
+        "hub_http_connections_refused_total counter",
     ] {
         assert!(
             text.contains(&format!("# TYPE {family}\n")),
@@ -490,6 +493,11 @@ async fn a_fresh_gateway_exposes_every_function_series_at_zero() {
         text.contains(r#"hub_runs_in_flight{function="reading-sync"} 0"#),
         "{text}"
     );
+    // Every route, the gateway's and each function's, has a request series before any use.
+    for route in ["/healthz", "/api/runs", webhook_gitops::WEBHOOK_PATH] {
+        let series = format!("hub_http_requests_total{{route=\"{route}\",status=\"200\"}} 0\n");
+        assert!(text.contains(&series), "{series}: {text}");
+    }
 
     // A scraper that asks for OpenMetrics gets it.
     let resp = app

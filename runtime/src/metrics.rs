@@ -47,6 +47,8 @@ struct Inner {
     http: Family<HttpLabels, Counter>,
     last_success: Family<FunctionLabels, Gauge<f64, AtomicU64>>,
     skips: Family<SkipLabels, Counter>,
+    connections_open: Gauge,
+    connections_refused: Counter,
 }
 
 /// Handles to the hub's metrics. Cheap to clone.
@@ -69,6 +71,8 @@ impl Default for Metrics {
         let http = Family::<HttpLabels, Counter>::default();
         let last_success = Family::<FunctionLabels, Gauge<f64, AtomicU64>>::default();
         let skips = Family::<SkipLabels, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Counter::default();
         registry.register(
             "runs",
             "Finished runs by function and outcome",
@@ -95,6 +99,16 @@ impl Default for Metrics {
             "Scheduled ticks skipped, by function and reason",
             skips.clone(),
         );
+        registry.register(
+            "http_connections_open",
+            "HTTP connections being served now",
+            connections_open.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections refused because the connection cap was reached",
+            connections_refused.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -104,6 +118,8 @@ impl Default for Metrics {
                 http,
                 last_success,
                 skips,
+                connections_open,
+                connections_refused,
             }),
         }
     }
@@ -170,6 +186,26 @@ impl Metrics {
                 status: status.to_string(),
             })
             .inc();
+    }
+
+    /// Creates the `status="200"` series of `route` at 0, so request rates exist from the
+    /// start rather than from a route's first request.
+    pub fn register_route(&self, route: &str) {
+        let _ = self.inner.http.get_or_create(&HttpLabels {
+            route: route.to_owned(),
+            status: "200".to_owned(),
+        });
+    }
+
+    /// Counts an open connection until the guard drops.
+    pub fn connection_opened(&self) -> InFlight {
+        let gauge = self.inner.connections_open.clone();
+        gauge.inc();
+        InFlight { gauge }
+    }
+
+    pub fn connection_refused(&self) {
+        self.inner.connections_refused.inc();
     }
 
     pub fn scheduler_skip(&self, function: &str, reason: &str) {
@@ -262,7 +298,8 @@ mod tests {
     }
 }
 
-/// See [`Metrics::in_flight`].
+/// A gauge raised while the guard lives: see [`Metrics::in_flight`] and
+/// [`Metrics::connection_opened`].
 #[derive(Debug)]
 pub struct InFlight {
     gauge: Gauge,

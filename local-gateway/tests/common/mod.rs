@@ -480,8 +480,15 @@ pub fn gateway_cmd(setup: &Setup) -> Command {
 
 /// Starts `hub-gateway serve --port 0` and returns the child and the address it logged.
 pub fn spawn_server(setup: &Setup) -> (Child, String) {
-    let mut child = gateway_cmd(setup)
-        .args(["serve", "--port", "0"])
+    let mut cmd = gateway_cmd(setup);
+    cmd.args(["serve", "--port", "0"]);
+    spawn_command(cmd)
+}
+
+/// Starts `cmd` (a gateway serving, perhaps under a wrapper) and returns the child and the
+/// address it logged.
+pub fn spawn_command(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
