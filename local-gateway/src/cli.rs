@@ -18,6 +18,10 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)
   HUB_BODY_TIMEOUT_SECS       how long a request body may take to arrive; 408 after (default 10)
   HUB_SHUTDOWN_GRACE_SECS     wait for running jobs at shutdown, then interrupt them (default 30)
+  HUB_HEADER_TIMEOUT_SECS     deadline for a request's headers; also closes idle keep-alive connections
+                              [gateway.header_timeout_secs] (default 10)
+  HUB_MAX_CONNECTIONS         open connections served at once; beyond it 503 at once
+                              [gateway.max_connections] (default 1024, within the open-files limit)
   HUB_RUN_RETENTION_DAYS      days of run history kept; 0 keeps everything (default 30)
   HUB_PRUNE_INTERVAL_SECS     how often old run history is pruned (default 3600)
   HUB_SCHEDULE_<NAME>         cron schedule of a function, seconds first, e.g.

@@ -4,9 +4,10 @@
 #[macro_use]
 mod common;
 
-use common::{Backend, GitFixture, Setup, TestApp, git, sync_runs};
+use common::{
+    Backend, GitFixture, Setup, TestApp, app_for, app_trusting, git, sync_runs, synced_to,
+};
 use serde_json::json;
-use std::os::unix::fs::PermissionsExt;
 
 /// A test gateway's settings, with webhook-gitops configured.
 async fn hub_setup(backend: Backend) -> Setup {
@@ -16,32 +17,6 @@ async fn hub_setup(backend: Backend) -> Setup {
 }
 
 const FN: &str = webhook_gitops::NAME;
-
-async fn app_for(fx: &GitFixture, backend: Backend) -> (Setup, TestApp) {
-    let setup = hub_setup(backend)
-        .await
-        .set("GITOPS_BASE_DIR", fx.base.display())
-        .set("GITOPS_BRANCH", &fx.branch);
-    let app = TestApp::spawn(&setup).await;
-    (setup, app)
-}
-
-/// Like [`app_for`], with the repository allowed to name its own reload command.
-async fn app_trusting(fx: &GitFixture) -> (Setup, TestApp) {
-    let setup = hub_setup(Backend::Sqlite)
-        .await
-        .set("GITOPS_BASE_DIR", fx.base.display())
-        .set("GITOPS_BRANCH", &fx.branch)
-        .with_config(&webhook_gitops::testing::allow_repo_command(&fx.name));
-    let app = TestApp::spawn(&setup).await;
-    (setup, app)
-}
-
-fn synced_to(runs: &[serde_json::Value], sha: &str) -> bool {
-    sync_runs(runs)
-        .iter()
-        .any(|r| r["summary"].as_str().unwrap_or("").contains(&sha[..7]))
-}
 
 async fn push_to_main_fast_forwards_the_checkout(backend: Backend) {
     let fx = GitFixture::new("infra", "main", Some(""));
@@ -378,57 +353,6 @@ async fn switches_to_the_branch_and_deletes_other_local_branches() {
 }
 
 #[tokio::test]
-async fn reload_hook_named_by_the_marker_runs_after_a_change() {
-    // The marker names a script in the repository; it records the SHAs it was given.
-    let fx = GitFixture::new("infra", "main", Some("# reload after sync\n./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\necho \"$GITOPS_OLD_SHA $GITOPS_NEW_SHA\" >> reloaded.log\n",
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
-    let (_setup, app) = app_trusting(&fx).await;
-    let old = fx.deployed_head();
-    let new = fx.push_commit("app.yaml", "v2\n");
-    let (status, _) = app.deliver("push", &fx.push_event(&new)).await;
-    assert_eq!(status, 202);
-    let runs = app.wait_runs(FN, "sync", |r| synced_to(r, &new)).await;
-    let summary = sync_runs(&runs)[0]["summary"]
-        .as_str()
-        .expect("summary")
-        .to_owned();
-    assert!(summary.contains("reloaded with"), "{summary}");
-    let log = std::fs::read_to_string(fx.checkout().join("reloaded.log")).expect("hook ran");
-    assert_eq!(log, format!("{old} {new}\n"));
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn reload_hook_from_config_wins_and_is_bounded_by_a_timeout() {
-    let fx = GitFixture::new("infra", "main", Some("./never-run.sh\n"));
-    let mut setup = hub_setup(Backend::Sqlite)
-        .await
-        .set("GITOPS_BASE_DIR", fx.base.display())
-        .set("GITOPS_RELOAD_TIMEOUT_SECS", 1);
-    let config = setup.data_dir.path().join("hub.toml");
-    std::fs::write(
-        &config,
-        "[webhook_gitops.reload]\ninfra = [\"sleep\", \"30\"]\n",
-    )
-    .expect("toml");
-    setup.config_file = Some(config);
-    let app = TestApp::spawn(&setup).await;
-    let new = fx.push_commit("a", "1");
-    app.push(&fx, &new).await;
-    let summary = app.wait_sync("failure").await;
-    assert_eq!(summary, "`sleep 30` timed out after 1s");
-    assert_eq!(fx.deployed_head(), new, "the fast-forward itself happened");
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn a_burst_of_pushes_coalesces_into_two_syncs() {
     // The hook keeps the first sync busy while the burst arrives.
     let fx = GitFixture::new("infra", "main", Some("sleep 2\n"));
@@ -626,152 +550,4 @@ async fn trickled_bodies_cannot_lock_real_deliveries_out() {
     app.wait_runs(FN, "the real delivery's sync", |runs| synced_to(runs, &new))
         .await;
     app.stop().await;
-}
-
-#[tokio::test]
-async fn a_pushed_marker_symlink_is_never_read_or_echoed() {
-    // The push replaces `.gitops` with a symlink to a file full of secrets (as a link to
-    // /proc/self/environ would be): the fast-forward happens, the hook step refuses the marker,
-    // and nothing of the file reaches the run.
-    let outside = tempfile::TempDir::new().expect("dir");
-    let environ = outside.path().join("environ");
-    std::fs::write(
-        &environ,
-        format!(
-            "GITHUB_WEBHOOK_SECRET={}\0ROOT_PASSWORD=opensesame",
-            webhook_gitops::testing::SECRET
-        ),
-    )
-    .expect("write");
-    let fx = GitFixture::new("infra", "main", Some(""));
-    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
-    std::fs::remove_file(fx.author.join(".gitops")).expect("rm marker");
-    std::os::unix::fs::symlink(&environ, fx.author.join(".gitops")).expect("symlink");
-    let new = fx.push_commit("app.yaml", "v2\n");
-    app.push(&fx, &new).await;
-    let summary = app.wait_sync("failure").await;
-    assert!(
-        summary.contains(".gitops must be a regular file in the checkout, not a symlink"),
-        "{summary}"
-    );
-    let all = serde_json::to_string(&app.runs(FN).await).expect("json");
-    for leak in [
-        webhook_gitops::testing::SECRET,
-        "GITHUB_WEBHOOK_SECRET=",
-        "opensesame",
-    ] {
-        assert!(!all.contains(leak), "{leak} leaked into runs: {all}");
-    }
-    // A symlinked marker does not opt a checkout in either.
-    let (status, body) = app.deliver("push", &fx.push_event(&new)).await;
-    assert_eq!(status, 403, "{body}");
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn known_secrets_in_hook_output_are_redacted() {
-    let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"connecting with {}\" >&2\nexit 3\n",
-            webhook_gitops::testing::SECRET
-        ),
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
-    let (_setup, app) = app_trusting(&fx).await;
-    let new = fx.push_commit("app.yaml", "v2\n");
-    app.push(&fx, &new).await;
-    let summary = app.wait_sync("failure").await;
-    assert!(summary.contains("connecting with ***"), "{summary}");
-    assert!(
-        !summary.contains(webhook_gitops::testing::SECRET),
-        "{summary}"
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_command_named_by_the_repository_runs_only_when_the_operator_allows_it() {
-    // Whoever can push must not get to run code on the host by editing `.gitops`.
-    let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(&script, "#!/bin/sh\ntouch ran\n").expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
-    let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
-    let new = fx.push_commit("app.yaml", "v2\n");
-    app.push(&fx, &new).await;
-    let runs = app.wait_runs(FN, "sync", |r| synced_to(r, &new)).await;
-    let summary = sync_runs(&runs)[0]["summary"]
-        .as_str()
-        .expect("summary")
-        .to_owned();
-    assert!(
-        summary.contains(
-            "reload command in .gitops not run (allow it with [webhook_gitops.repos.infra] allow_repo_command = true)"
-        ),
-        "{summary}"
-    );
-    assert!(
-        !fx.checkout().join("ran").exists(),
-        "the pushed command did not run"
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn reload_hooks_get_none_of_the_gateways_secrets() {
-    // Through the binary, whose process environment holds the secrets as systemd would pass
-    // them: the hook sees PATH, HOME, LANG and the GITOPS_* variables only.
-    let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(&script, "#!/bin/sh\nenv > hook-env.txt\n").expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
-    let setup = hub_setup(Backend::Sqlite)
-        .await
-        .set("GITOPS_BASE_DIR", fx.base.display())
-        .set("HUB_COLLECTOR_TOKEN", "collector-token-value")
-        .with_config(&webhook_gitops::testing::allow_repo_command("infra"));
-    let (mut child, addr) = common::spawn_server(&setup);
-    let new = fx.push_commit("app.yaml", "v2\n");
-    let resp = common::signed_push(&reqwest::Client::new(), &addr, fx.push_event(&new))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(resp.status(), 202);
-    let dump = fx.checkout().join("hook-env.txt");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !dump.exists() {
-        assert!(std::time::Instant::now() < deadline, "the hook did not run");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    common::terminate(&mut child).await;
-    let env = std::fs::read_to_string(&dump).expect("hook env");
-    let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
-    assert!(env.contains(&format!("GITOPS_NEW_SHA={new}")), "{env}");
-    assert!(names.contains(&"PATH"), "{env}");
-    for secret in [webhook_gitops::testing::SECRET, "collector-token-value"] {
-        assert!(!env.contains(secret), "{secret} reached the hook: {env}");
-    }
-    for name in &names {
-        assert!(
-            [
-                "PATH",
-                "HOME",
-                "LANG",
-                "GIT_TERMINAL_PROMPT",
-                "PWD",
-                "SHLVL",
-                "_"
-            ]
-            .contains(name)
-                || name.starts_with("GITOPS_"),
-            "unexpected variable {name} in the hook's environment: {env}"
-        );
-    }
 }

@@ -5,23 +5,15 @@
 #[macro_use]
 mod common;
 
-use common::{Backend, GitFixture, Setup, TestApp, sync_runs};
+use common::{Backend, GitFixture, TestApp, sync_runs};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 const FN: &str = webhook_gitops::NAME;
 
-async fn hub_setup(backend: Backend, fx: &GitFixture) -> Setup {
-    Setup::new(backend)
-        .await
-        .with(webhook_gitops::testing::env())
-        .set("GITOPS_BASE_DIR", fx.base.display())
-        .set("GITOPS_BRANCH", &fx.branch)
-}
-
 async fn a_failed_sync_runs_again_when_redelivered(backend: Backend) {
     let fx = GitFixture::new("infra", "main", Some(""));
-    let setup = hub_setup(backend, &fx).await;
+    let setup = common::gitops_setup(&fx, backend).await;
     let app = TestApp::spawn(&setup).await;
     let new = fx.push_commit("a", "1");
     let body = fx.push_event(&new);
@@ -91,7 +83,7 @@ async fn deliveries_answered_202_survive_kill_9(backend: Backend) {
     )
     .expect("wrapper");
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let setup = hub_setup(backend, &fx)
+    let setup = common::gitops_setup(&fx, backend)
         .await
         .set("GITOPS_GIT", wrapper.display());
     let new = fx.push_commit("a", "1");

@@ -30,6 +30,58 @@ pub struct GitopsConfig {
     /// The environment reload hooks get: `PATH`, `HOME` and `LANG` of the gateway (read once at
     /// start), nothing else of it — its secrets stay out — plus the `GITOPS_*` variables.
     pub hook_env: Vec<(String, String)>,
+    /// Who reload hooks run as: `[webhook_gitops.repos.NAME] run_as`, else `[webhook_gitops]
+    /// run_as` / `GITOPS_RUN_AS`, else the gateway's own user.
+    pub run_as: Option<HookUser>,
+    pub repo_run_as: HashMap<String, HookUser>,
+}
+
+/// A system user reload hooks run as, resolved once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookUser {
+    pub name: String,
+    pub uid: u32,
+    /// Primary group; the hook gets no supplementary groups (dropping root's is what lets a
+    /// hook run as root's gateway be harmless).
+    pub gid: u32,
+    /// Given to the hook as `HOME`.
+    pub home: PathBuf,
+}
+
+impl HookUser {
+    /// Looks `name` up in the system's user database. Only a gateway running as root can
+    /// switch to another user, so anything else is refused at start, not at the first push.
+    pub fn resolve(setting: &str, name: &str) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            setting: setting.to_owned(),
+            message,
+        };
+        let user = nix::unistd::User::from_name(name)
+            .map_err(|e| invalid(format!("cannot look up user {name:?}: {e}")))?
+            .ok_or_else(|| invalid(format!("no such user {name:?}")))?;
+        let me = nix::unistd::geteuid();
+        if !me.is_root() && me != user.uid {
+            return Err(invalid(format!(
+                "running hooks as {name:?} needs the gateway to run as root (it runs as uid {me})"
+            )));
+        }
+        Ok(Self {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+        })
+    }
+
+    fn from_toml(setting: &str, value: &toml::Value) -> Result<Self, ConfigError> {
+        match value.as_str() {
+            Some(name) if !name.is_empty() => Self::resolve(setting, name),
+            _ => Err(ConfigError::Invalid {
+                setting: setting.to_owned(),
+                message: "expected a user name".into(),
+            }),
+        }
+    }
 }
 
 /// Variables of the gateway's environment a reload hook inherits.
@@ -38,6 +90,11 @@ const HOOK_INHERITS: [&str; 3] = ["PATH", "HOME", "LANG"];
 const SECTION: &str = "webhook_gitops";
 
 impl GitopsConfig {
+    /// The user `repository`'s reload hook runs as (`None`: the gateway's).
+    pub fn hook_user(&self, repository: &str) -> Option<&HookUser> {
+        self.repo_run_as.get(repository).or(self.run_as.as_ref())
+    }
+
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         let key = |field: &str| format!("{SECTION}.{field}");
         let branch: String = src.get_or(&key("branch"), "GITOPS_BRANCH", "main".to_owned())?;
@@ -70,8 +127,13 @@ impl GitopsConfig {
             }
         }
         let mut repo_commands = HashSet::new();
+        let mut repo_run_as = HashMap::new();
         if let Some(repos) = src.table(&key("repos")) {
             for (repo, settings) in repos {
+                if let Some(user) = settings.get("run_as") {
+                    let setting = format!("{SECTION}.repos.{repo}.run_as");
+                    repo_run_as.insert(repo.clone(), HookUser::from_toml(&setting, user)?);
+                }
                 match settings.get("allow_repo_command") {
                     None => {}
                     Some(toml::Value::Boolean(true)) => {
@@ -113,6 +175,12 @@ impl GitopsConfig {
             reload_hooks,
             repo_commands,
             hook_env,
+            run_as: src
+                .get::<String>(&key("run_as"), "GITOPS_RUN_AS")?
+                .filter(|name| !name.is_empty())
+                .map(|name| HookUser::resolve("GITOPS_RUN_AS", &name))
+                .transpose()?,
+            repo_run_as,
         })
     }
 }

@@ -78,7 +78,8 @@ webhook-gitops:
   GITOPS_BRANCH               deployed branch (default main)
   GITOPS_GIT                  git executable (default git)
   GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
-  GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)";
+  GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)
+  GITOPS_RUN_AS               user reload hooks run as (needs a root gateway; default: the gateway's)";
 
 /// Longest `X-GitHub-Delivery` accepted (GitHub sends 36-character UUIDs).
 const MAX_DELIVERY_ID: usize = 128;

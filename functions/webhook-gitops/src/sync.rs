@@ -3,7 +3,7 @@
 //! `git` is always run with an argument vector (never a shell), with prompts disabled, stdin
 //! closed and a timeout, so a hung remote cannot wedge the worker.
 
-use crate::config::GitopsConfig;
+use crate::config::{GitopsConfig, HookUser};
 use hub_runtime::Report;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -110,9 +110,13 @@ async fn run(
         .collect::<Vec<_>>()
         .join(" ");
     let mut cmd = Command::new(program);
-    if let Env::Only(vars) = env {
+    if let Env::Only { vars, user } = env {
         cmd.env_clear()
             .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(user) = user {
+            // std drops the supplementary groups when it switches the uid.
+            cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home);
+        }
     }
     let child = cmd
         .args(args)
@@ -242,8 +246,13 @@ pub async fn sync_repo(cfg: &GitopsConfig, name: &str) -> Result<Report, SyncErr
                     ]
                     .map(|(k, v)| (k.to_owned(), v.to_owned())),
                 );
-                run(&program, &args, &dir, Env::Only(&env), cfg.reload_timeout).await?;
+                let user = cfg.hook_user(name);
+                let sandbox = Env::Only { vars: &env, user };
+                run(&program, &args, &dir, sandbox, cfg.reload_timeout).await?;
                 summary.push_str(&format!("; reloaded with {}", program.display()));
+                if let Some(user) = user {
+                    summary.push_str(&format!(" as {}", user.name));
+                }
             }
         }
     }
@@ -263,8 +272,12 @@ enum Hook {
 enum Env<'a> {
     /// The gateway's own (git: it may need `SSH_AUTH_SOCK`, `GIT_SSH_COMMAND`, proxies).
     Inherit,
-    /// Exactly these variables (reload hooks: none of the gateway's secrets).
-    Only(&'a [(String, String)]),
+    /// Exactly these variables (reload hooks: none of the gateway's secrets), as `user` when
+    /// one is configured.
+    Only {
+        vars: &'a [(String, String)],
+        user: Option<&'a HookUser>,
+    },
 }
 
 /// The reload command for a checkout, in order of precedence: the one configured for the

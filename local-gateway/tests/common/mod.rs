@@ -319,6 +319,38 @@ pub fn sync_runs(runs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
         .collect()
 }
 
+/// A test gateway with webhook-gitops configured for `fx`'s checkouts.
+pub async fn gitops_setup(fx: &GitFixture, backend: Backend) -> Setup {
+    Setup::new(backend)
+        .await
+        .with(webhook_gitops::testing::env())
+        .set("GITOPS_BASE_DIR", fx.base.display())
+        .set("GITOPS_BRANCH", &fx.branch)
+}
+
+/// A gateway serving webhook-gitops for `fx`.
+pub async fn app_for(fx: &GitFixture, backend: Backend) -> (Setup, TestApp) {
+    let setup = gitops_setup(fx, backend).await;
+    let app = TestApp::spawn(&setup).await;
+    (setup, app)
+}
+
+/// Like [`app_for`], with the repository allowed to name its own reload command.
+pub async fn app_trusting(fx: &GitFixture) -> (Setup, TestApp) {
+    let setup = gitops_setup(fx, Backend::Sqlite)
+        .await
+        .with_config(&webhook_gitops::testing::allow_repo_command(&fx.name));
+    let app = TestApp::spawn(&setup).await;
+    (setup, app)
+}
+
+/// Some sync run names `sha` (abbreviated) in its summary.
+pub fn synced_to(runs: &[serde_json::Value], sha: &str) -> bool {
+    sync_runs(runs)
+        .iter()
+        .any(|r| r["summary"].as_str().unwrap_or("").contains(&sha[..7]))
+}
+
 /// Runs `git` with arguments; panics with its stderr on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
