@@ -138,6 +138,34 @@ pub struct RunQuery {
     pub offset: i64,
 }
 
+/// The query [`Store::list_runs`] runs for `q`: only the filters `q` sets, so each shape
+/// walks an index in order (`(started_at, id)`, or `(function, started_at, id)`) and stops
+/// after `limit` rows, however long the history; a catch-all `($1 IS NULL OR …)` would scan it.
+pub fn list_runs_sql(q: &RunQuery) -> String {
+    let mut filters = Vec::new();
+    for (set, column, op) in [
+        (q.function.is_some(), "function", "="),
+        (q.outcome.is_some(), "outcome", "="),
+        (q.since.is_some(), "started_at", ">="),
+    ] {
+        if set {
+            filters.push(format!("{column} {op} ${}", filters.len() + 1));
+        }
+    }
+    let n = filters.len();
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT id, function, trigger, started_at, duration_ms, outcome, summary FROM hub_runs\
+         {filter} ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    )
+}
+
 /// Which store the settings select.
 enum Target<'a> {
     Sqlite(PathBuf),
@@ -269,18 +297,20 @@ impl Store {
 
     /// Runs newest first.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<RunRow>, StoreError> {
-        const SQL: &str = "SELECT id, function, trigger, started_at, duration_ms, outcome, summary \
-            FROM hub_runs WHERE ($1 IS NULL OR function = $1) \
-            AND ($2 IS NULL OR outcome = $2) AND ($3 IS NULL OR started_at >= $3) \
-            ORDER BY started_at DESC, id DESC LIMIT $4 OFFSET $5";
-        let rows = on_pool!(self, |p| sqlx::query_as::<_, RunRow>(SQL)
-            .bind(q.function.as_deref())
-            .bind(q.outcome.as_deref())
-            .bind(q.since)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(p)
-            .await)?;
+        let sql = list_runs_sql(q);
+        let rows = on_pool!(self, |p| {
+            let mut query = sqlx::query_as::<_, RunRow>(&sql);
+            if let Some(function) = &q.function {
+                query = query.bind(function);
+            }
+            if let Some(outcome) = &q.outcome {
+                query = query.bind(outcome);
+            }
+            if let Some(since) = q.since {
+                query = query.bind(since);
+            }
+            query.bind(q.limit).bind(q.offset).fetch_all(p).await
+        })?;
         Ok(rows)
     }
 
