@@ -289,3 +289,48 @@ fn nix_is_root() -> bool {
         .and_then(|l| l.split_whitespace().nth(2))
         == Some("0")
 }
+
+#[tokio::test]
+async fn known_secrets_never_reach_the_binarys_log_lines() {
+    // Through the binary, with secrets in its environment as systemd would pass them: a hook
+    // that prints them fails, and the failure is logged with the values replaced by ***.
+    let token = "collector-token-value";
+    let fx = GitFixture::new("infra", "main", Some(""));
+    let setup = common::gitops_setup(&fx, Backend::Sqlite)
+        .await
+        .set("HUB_COLLECTOR_TOKEN", token)
+        .with_config(&format!(
+            "[webhook_gitops.reload]\ninfra = [\"sh\", \"-c\", \"echo using {} and {token} >&2; exit 3\"]\n",
+            webhook_gitops::testing::SECRET
+        ));
+    let mut cmd = common::gateway_cmd(&setup);
+    cmd.args(["serve", "--port", "0"]);
+    let (mut child, addr, logs) = common::spawn_command_logged(cmd);
+    let new = fx.push_commit("app.yaml", "v2\n");
+    let resp = common::signed_push(&reqwest::Client::new(), &addr, fx.push_event(&new))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let failure = loop {
+        let found = logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .find(|l| l.contains("run finished") && l.contains("\"failure\""))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failure logged");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    common::terminate(&mut child).await;
+    assert!(failure.contains("using *** and ***"), "{failure}");
+    for line in logs.lock().expect("logs").iter() {
+        for secret in [webhook_gitops::testing::SECRET, token] {
+            assert!(!line.contains(secret), "{secret} logged: {line}");
+        }
+    }
+}

@@ -519,7 +519,16 @@ pub fn spawn_server(setup: &Setup) -> (Child, String) {
 
 /// Starts `cmd` (a gateway serving, perhaps under a wrapper) and returns the child and the
 /// address it logged.
-pub fn spawn_command(mut cmd: Command) -> (Child, String) {
+pub fn spawn_command(cmd: Command) -> (Child, String) {
+    let (child, addr, _) = spawn_command_logged(cmd);
+    (child, addr)
+}
+
+/// The JSON log lines a spawned gateway has written to stdout so far.
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Like [`spawn_command`], keeping every log line.
+pub fn spawn_command_logged(mut cmd: Command) -> (Child, String, Logs) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -527,18 +536,25 @@ pub fn spawn_command(mut cmd: Command) -> (Child, String) {
         .expect("spawn hub-gateway");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let logs = Logs::default();
     let deadline = Instant::now() + Duration::from_secs(20);
     let addr = loop {
         assert!(Instant::now() < deadline, "no 'listening' line");
         let line = lines.next().expect("gateway exited early").expect("read");
         let v: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
+        logs.lock().expect("logs").push(line);
         if v["message"] == "hub-gateway listening" {
             break v["addr"].as_str().expect("addr").to_owned();
         }
     };
     // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let kept = logs.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().expect("logs").push(line);
+        }
+    });
+    (child, addr, logs)
 }
 
 /// Sends SIGTERM and waits (at most 20 s) for the process to exit.
