@@ -142,7 +142,14 @@ async fn run(cli: Cli) -> ExitCode {
     };
 
     if cli.once {
-        let sample = first_sample(&mut sampler).await;
+        let mut sample = first_sample(&mut sampler).await;
+        if spool.last_sample() == Some(sample.time) {
+            // Another run took this second's sample (a timer and a manual run): the gateway keys
+            // samples by second, so take this one in the next second rather than lose it.
+            let into_second = u64::from(Utc::now().timestamp_subsec_millis());
+            tokio::time::sleep(Duration::from_millis(1000 - into_second.min(999))).await;
+            sample = sampler.sample();
+        }
         return match collect(&spool, &pusher, sample).await {
             Ok(Pushed::All) => ExitCode::SUCCESS,
             Ok(Pushed::Spooled(why)) => {

@@ -12,7 +12,8 @@ const BATCH: usize = 500;
 pub enum PushError {
     #[error("gateway unreachable: {0}")]
     Unreachable(#[from] reqwest::Error),
-    /// Bad data that will never be accepted (400, 413, 422).
+    /// Bad data that will never be accepted: a 400, 413 or 422 carrying the gateway's own JSON
+    /// error (a proxy's error page is not the gateway's verdict, so it is retried).
     #[error("gateway rejected the batch ({0}): {1}")]
     Rejected(u16, String),
     /// Worth retrying later (401 until the token is fixed, 429, 5xx, ...).
@@ -57,17 +58,27 @@ impl Pusher {
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
-        if resp.status().is_success() {
-            return Ok(());
-        }
         let body = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        Err(match status {
-            400 | 413 | 422 => PushError::Rejected(status, message),
-            _ => PushError::Failed(status, message),
+        let json = serde_json::from_str::<serde_json::Value>(&body).ok();
+        if (200..300).contains(&status) {
+            // Only metrics-flush's answer, with its counts, means the samples are stored; an
+            // empty 204 or a proxy's HTML page is not an acceptance, and deleting the spool on
+            // it would lose them.
+            return match json.as_ref().filter(|v| is_acceptance(v, samples.len())) {
+                Some(_) => Ok(()),
+                None => Err(PushError::Failed(
+                    status,
+                    format!("not metrics-flush's answer: {}", excerpt(&body)),
+                )),
+            };
+        }
+        let gateway_error = json
+            .as_ref()
+            .and_then(|v| v["error"].as_str().map(str::to_owned));
+        Err(match (status, gateway_error) {
+            (400 | 413 | 422, Some(message)) => PushError::Rejected(status, message),
+            (_, Some(message)) => PushError::Failed(status, message),
+            (_, None) => PushError::Failed(status, excerpt(&body)),
         })
     }
 
@@ -109,5 +120,24 @@ impl Pusher {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// metrics-flush's answer to a push of `sent` samples: `{"samples", "inserted", "duplicates"}`.
+fn is_acceptance(answer: &serde_json::Value, sent: usize) -> bool {
+    let count = |k: &str| answer[k].as_u64();
+    matches!(
+        (count("samples"), count("inserted"), count("duplicates")),
+        (Some(n), Some(_), Some(_)) if n == sent as u64
+    )
+}
+
+/// The start of a body, for a log line.
+fn excerpt(body: &str) -> String {
+    let text: String = body.chars().take(120).collect();
+    if text.len() < body.len() {
+        format!("{text}…")
+    } else {
+        text
     }
 }

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static SEQ: AtomicU64 = AtomicU64::new(0);
 const DROPPED_FILE: &str = "dropped.count";
 const REJECTED_DIR: &str = "rejected";
+/// Time of the newest sample spooled: (host, whole second) is the key the gateway stores a
+/// sample under, so a second sample in the same second would be dropped there as a duplicate.
+const LAST_FILE: &str = "last-sample";
 
 #[derive(Debug)]
 pub struct Spool {
@@ -35,9 +38,31 @@ impl Spool {
         })
     }
 
+    /// Creates the spool directories again if they were removed while the agent ran.
+    fn ensure_dirs(&self) -> io::Result<()> {
+        if !self.dir.join(REJECTED_DIR).is_dir() {
+            tracing::warn!(spool = %self.dir.display(), "spool directory missing; recreating it");
+            fs::create_dir_all(self.dir.join(REJECTED_DIR))?;
+        }
+        Ok(())
+    }
+
     /// Writes one sample durably (temp file, fsync, rename, fsync of the directory), then drops
-    /// the oldest files if the spool is over its bound. Returns how many were dropped.
+    /// the oldest files if the spool is over its bound. Returns how many were dropped. Refuses a
+    /// sample in the same second as the last one spooled: the gateway would store nothing for it.
+    /// (An earlier second, after the clock was set back, is a different key and is taken.)
     pub fn append(&self, sample: &Sample) -> io::Result<u64> {
+        self.ensure_dirs()?;
+        if self.last_sample() == Some(sample.time) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "a sample for {} was already taken; hub-collector takes at most one sample \
+                     per second (it would be stored as a duplicate)",
+                    sample.time.to_rfc3339()
+                ),
+            ));
+        }
         let nanos = sample.time.timestamp_nanos_opt().unwrap_or_default();
         let name = format!(
             "{nanos:020}-{:05}-{:06}.json",
@@ -50,7 +75,15 @@ impl Spool {
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join(&name))?;
         fs::File::open(&self.dir)?.sync_all()?;
+        fs::write(self.dir.join(LAST_FILE), sample.time.to_rfc3339())?;
         self.enforce_bound()
+    }
+
+    /// Time of the newest sample spooled (even if since pushed).
+    pub fn last_sample(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = fs::read_to_string(self.dir.join(LAST_FILE)).ok()?;
+        let time = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+        Some(time.with_timezone(&chrono::Utc))
     }
 
     /// Spooled samples, oldest first.
@@ -92,6 +125,9 @@ impl Spool {
 
     /// Moves files the gateway will never accept (400) to `rejected/` for a human to look at.
     pub fn reject(&self, paths: &[PathBuf]) {
+        if let Err(e) = self.ensure_dirs() {
+            tracing::warn!(error = %e, "cannot recreate the spool directory");
+        }
         for p in paths {
             if let Some(name) = p.file_name() {
                 let _ = fs::rename(p, self.dir.join(REJECTED_DIR).join(name));
