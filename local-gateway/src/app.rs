@@ -39,7 +39,9 @@ pub struct GatewayConfig {
     pub bind: IpAddr,
     /// `PORT` (default 8085).
     pub port: u16,
-    /// `HUB_SHUTDOWN_GRACE_SECS` (default 30): how long shutdown waits for background work.
+    /// `HUB_SHUTDOWN_GRACE_SECS` (default 30): the whole shutdown fits in it. Running work gets
+    /// it less a wind-down (a quarter, at most 5 s), then is interrupted and records how far it
+    /// got.
     pub shutdown_grace: Duration,
     /// `HUB_CATCHUP_DELAY_SECS` (default 5): pause between start and a catch-up run, so a
     /// gateway in a restart loop does not hammer its dependencies.
@@ -207,34 +209,58 @@ impl Gateway {
             f.start().await;
         }
         tracing::info!(%addr, version = VERSION, store = self.ctx.store.backend(), "hub-gateway listening");
+        // One deadline for the whole shutdown, counted from the signal: running work gets the
+        // grace less a wind-down, then is cancelled and records how far it got, so the process
+        // exits within the grace (inside Kubernetes' and systemd's own timeouts).
+        let grace = self.config.shutdown_grace;
+        let (began_tx, began_rx) = tokio::sync::oneshot::channel();
+        let signal = async move {
+            shutdown.await;
+            let _ = began_tx.send(tokio::time::Instant::now());
+        };
+        let wind_down = (grace / 4).min(Duration::from_secs(5));
         server::serve(
             listener,
             self.router(),
             self.config.conn_limits,
             self.ctx.runs.metrics().clone(),
-            self.config.shutdown_grace,
-            shutdown,
+            grace - wind_down,
+            signal,
         )
         .await;
+        let began = began_rx
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now());
+        let cancel_at = began + (grace - wind_down);
         if let Some(p) = pruner {
             p.abort();
         }
         if let Some(s) = scheduler {
-            s.shutdown(self.config.shutdown_grace).await;
+            s.shutdown(cancel_at).await;
         }
         let tasks = &self.ctx.tasks;
         tasks.close();
         if !tasks.is_empty() {
             tracing::info!(pending = tasks.len(), "waiting for background work");
         }
-        if tokio::time::timeout(self.config.shutdown_grace, tasks.wait())
+        if tokio::time::timeout_at(cancel_at, tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 pending = tasks.len(),
-                grace = ?self.config.shutdown_grace,
-                "background work still running at shutdown; abandoning it"
+                ?grace,
+                "background work still running at the end of the grace; interrupting it"
+            );
+        }
+        self.ctx.shutdown.cancel();
+        if tokio::time::timeout_at(began + grace, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = tasks.len(),
+                "background work did not stop when interrupted; abandoning it"
             );
         }
         tracing::info!("hub-gateway stopped");

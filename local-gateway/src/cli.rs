@@ -17,7 +17,8 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)
   HUB_BODY_TIMEOUT_SECS       how long a request body may take to arrive; 408 after (default 10)
-  HUB_SHUTDOWN_GRACE_SECS     wait for running jobs at shutdown, then interrupt them (default 30)
+  HUB_SHUTDOWN_GRACE_SECS     shutdown ends within it: running work gets it less a quarter (at most 5 s),
+                              then is interrupted and records how far it got (default 30)
   HUB_HEADER_TIMEOUT_SECS     deadline for a request's headers; also closes idle keep-alive connections
                               [gateway.header_timeout_secs] (default 10)
   HUB_MAX_CONNECTIONS         open connections served at once; beyond it 503 at once

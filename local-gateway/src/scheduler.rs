@@ -153,7 +153,7 @@ impl Scheduler {
             store: ctx.store.clone(),
             node: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             tasks: TaskTracker::new(),
-            cancel: CancellationToken::new(),
+            cancel: ctx.shutdown.clone(),
             stopping: AtomicBool::new(false),
             running: Mutex::new(HashMap::new()),
             catch_up_delay,
@@ -180,23 +180,21 @@ impl Scheduler {
         Ok(Self { jobs, shared })
     }
 
-    /// Stops ticking, gives running jobs `grace` to finish, then cancels them; cancelled runs
-    /// are recorded as `interrupted`.
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// Stops ticking, lets running jobs finish until `until`, then cancels them (through the
+    /// context's shutdown token, which long work watches too); cancelled runs are recorded as
+    /// `interrupted`.
+    pub async fn shutdown(mut self, until: tokio::time::Instant) {
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::SeqCst);
         if let Err(e) = self.jobs.shutdown().await {
             tracing::warn!(error = %e, "scheduler did not stop cleanly");
         }
         shared.tasks.close();
-        if tokio::time::timeout(grace, shared.tasks.wait())
+        if tokio::time::timeout_at(until, shared.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!(
-                ?grace,
-                "scheduled runs still going at shutdown; interrupting them"
-            );
+            tracing::warn!("scheduled runs still going at the end of the grace; interrupting them");
             shared.cancel.cancel();
             shared.tasks.wait().await;
         }

@@ -273,3 +273,75 @@ async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
             .any(|r| r.function == "reading-sync")
     );
 }
+
+/// SIGTERM during a long scheduled sync: the sync stops between batches within the grace, its
+/// history row is closed `interrupted` with the count so far, and the process exits in time.
+#[tokio::test]
+async fn sigterm_interrupts_a_long_sync_within_the_grace() {
+    const N: usize = 5_000;
+    const GRACE_SECS: u64 = 4;
+    let mongo = MongoServer::start();
+    let setup = setup_with(Backend::Postgres, &mongo, N)
+        .await
+        .set("BATCH_SIZE", 10)
+        .set("HUB_SCHEDULE_READING_SYNC", "* * * * * *")
+        .set("HUB_SHUTDOWN_GRACE_SECS", GRACE_SECS);
+    let pool = sqlx::PgPool::connect(&setup.env["DATABASE_URL"])
+        .await
+        .expect("pg");
+    let (mut child, _addr) = spawn_server(&setup);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
+            .fetch_one(&pool)
+            .await;
+        if matches!(rows, Ok((n,)) if n >= 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled sync never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let signalled = Instant::now();
+    let status = common::terminate(&mut child).await;
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_millis(GRACE_SECS * 1000 + 500),
+        "exited {took:?} after SIGTERM, grace {GRACE_SECS} s"
+    );
+
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert!(
+        (rows as usize) < N,
+        "interrupted before the end ({rows} rows)"
+    );
+    let history: Vec<(String, i64, bool)> = sqlx::query_as(
+        "SELECT status, processed_count::BIGINT, end_time IS NOT NULL FROM reading_sync_history \
+         ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("history");
+    assert_eq!(
+        history,
+        [("interrupted".to_owned(), rows, true)],
+        "one run, closed with the count so far"
+    );
+    assert_eq!(
+        processed(&mongo, &setup).await,
+        rows as u64,
+        "marked as stored"
+    );
+    let runs = stored_runs(&setup).await;
+    assert!(
+        runs.iter()
+            .any(|r| r.function == "reading-sync" && r.outcome == "interrupted"),
+        "{runs:#?}"
+    );
+}

@@ -316,9 +316,11 @@ async fn interrupted_runs_are_recorded_at_shutdown(backend: Backend) {
     let interrupted: Vec<_> = runs.iter().filter(|r| r.outcome == "interrupted").collect();
     assert_eq!(interrupted.len(), 1, "{runs:#?}");
     assert_eq!(interrupted[0].summary, "interrupted by shutdown");
+    // The grace (1 s) less its wind-down (a quarter), in which the interrupted run is recorded.
     assert!(
-        interrupted[0].duration_ms >= 900,
-        "got the grace period first"
+        (700..1000).contains(&interrupted[0].duration_ms),
+        "got the grace period less the wind-down first: {} ms",
+        interrupted[0].duration_ms
     );
 }
 

@@ -7,6 +7,7 @@ use crate::runs::{Report, Runs, Trigger};
 use crate::store::Store;
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How the gateway and a Lambda binary find one function. Each function crate exports one as
@@ -55,6 +56,9 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// How HTTP invocations are labelled: `http` behind the gateway, `lambda` on Lambda.
     pub http_trigger: Trigger,
+    /// Cancelled when a shutdown's grace period is nearly over: long work checks it between
+    /// steps (and around calls that may hang), stops, and records how far it got.
+    pub shutdown: CancellationToken,
 }
 
 impl Context {
@@ -66,6 +70,7 @@ impl Context {
             store,
             tasks: TaskTracker::new(),
             http_trigger,
+            shutdown: CancellationToken::new(),
         }
     }
 }

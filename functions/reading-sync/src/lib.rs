@@ -77,6 +77,7 @@ use mongodb::options::ConnectionString;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub const NAME: &str = "reading-sync";
@@ -110,6 +111,8 @@ pub enum SyncError {
     Mongo(#[from] mongodb::error::Error),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("interrupted by shutdown")]
+    Interrupted,
 }
 
 impl PublicError for SyncError {
@@ -123,6 +126,7 @@ impl PublicError for SyncError {
             SyncError::NotConfigured => "reading-sync is not configured: MONGO_URI is not set",
             SyncError::Mongo(_) => "MongoDB unavailable",
             SyncError::Store(_) => "database unavailable",
+            SyncError::Interrupted => "interrupted by shutdown; the rest is synced by the next run",
         }
         .into()
     }
@@ -138,6 +142,7 @@ struct Inner {
     cfg: SyncConfig,
     tasks: TaskTracker,
     http_trigger: Trigger,
+    shutdown: CancellationToken,
     tables: Tables,
     inbox: tokio::sync::OnceCell<Inbox>,
     hook: Option<StepHook>,
@@ -158,6 +163,7 @@ impl ReadingSync {
                 cfg: SyncConfig::from_source(&ctx.source)?,
                 tasks: ctx.tasks.clone(),
                 http_trigger: ctx.http_trigger,
+                shutdown: ctx.shutdown.clone(),
                 tables: Tables::new(ctx.store.clone(), "reading_analytics", |s| {
                     Box::pin(sink::ensure_schema(s))
                 }),

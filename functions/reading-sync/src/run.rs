@@ -124,6 +124,7 @@ impl ReadingSync {
             if let Some(id) = history {
                 let (status, error) = match &result {
                     Ok(()) => ("success", None),
+                    Err(SyncError::Interrupted) => ("interrupted", None),
                     Err(e) => ("failed", Some(e.to_string())),
                 };
                 if let Err(e) = sink::history_finish(
@@ -156,12 +157,28 @@ impl ReadingSync {
         report
     }
 
+    /// `work`, unless shutdown interrupts it first (a hung MongoDB must not hold the process
+    /// past its grace).
+    async fn unless_stopped<T, E>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, SyncError>
+    where
+        SyncError: From<E>,
+    {
+        tokio::select! {
+            biased;
+            () = self.inner.shutdown.cancelled() => Err(SyncError::Interrupted),
+            done = work => done.map_err(SyncError::from),
+        }
+    }
+
     async fn run_batches(&self, synced: &mut Synced) -> Result<(), SyncError> {
         let cfg = &self.inner.cfg;
         let store = self.store().await?;
         let inbox = self.inbox().await?;
         let cutoff = Utc::now() - self.claim_timeout();
-        synced.released = inbox.release_stale(cutoff).await?;
+        synced.released = self.unless_stopped(inbox.release_stale(cutoff)).await?;
         // Lost every candidate to another runner this many times in a row: let it finish.
         let mut lost = 0;
         loop {
@@ -173,7 +190,8 @@ impl ReadingSync {
                     .min(usize::try_from(max - done).unwrap_or(usize::MAX)),
                 None => cfg.batch_size,
             };
-            let Some(claimed) = inbox.claim(take).await? else {
+            // Between batches: stop here when shutdown says so; what is committed stays.
+            let Some(claimed) = self.unless_stopped(inbox.claim(take)).await? else {
                 return Ok(());
             };
             if claimed.docs.is_empty() {
@@ -187,14 +205,18 @@ impl ReadingSync {
             lost = 0;
             self.step(Step::Claimed).await;
             let batch = Batch::map(&claimed.docs);
-            if let Err(e) = sink::write_batch(store, &batch.readings, &batch.dead).await {
-                // Give the documents back now rather than after the claim timeout.
+            let written = sink::write_batch(store, &batch.readings, &batch.dead);
+            if let Err(e) = self.unless_stopped(written).await {
+                // Give the documents back now rather than after the claim timeout (an
+                // interrupted write was rolled back).
                 if let Err(me) = inbox.release(&claimed).await {
                     tracing::warn!(error = %me, "cannot release claimed documents; they are released after the claim timeout");
                 }
-                return Err(e.into());
+                return Err(e);
             }
             self.step(Step::Committed).await;
+            // Not interrupted: the batch is committed, and marking it (one short update) keeps
+            // MongoDB, the counts and the history row in step.
             inbox.mark(&claimed, batch.bad_ids).await?;
             synced.processed += batch.readings.len() as u64;
             synced.failed += batch.dead.len() as u64;
