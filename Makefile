@@ -72,3 +72,31 @@ bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector 
 	scripts/bench-gateway.sh
 	scripts/bench-metrics.sh
 	cargo bench -p reading-sync --bench sync
+
+# cargo fuzz on nightly, one target at a time, each for FUZZ_RUNS executions. Inputs found are
+# kept in fuzz/corpus/<target> (ignored by git), crashes in fuzz/artifacts/<target>; the seeds in
+# fuzz/seeds/<target> are read too. Each target's -max_len suits what it parses.
+FUZZ_RUNS ?= 10000000
+FUZZ_TARGETS := signature_header:512 webhook_event:4096 metrics_batch:4096 bson_to_json:4096
+
+.PHONY: fuzz
+fuzz: ## Fuzz each parser for FUZZ_RUNS executions (default 10000000); not part of CI
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  name=$${t%%:*}; mkdir -p corpus/$$name; \
+	  cargo +nightly fuzz run --debug-assertions $$name corpus/$$name seeds/$$name -- \
+	    -runs=$(FUZZ_RUNS) -max_len=$${t##*:} -print_final_stats=1 || exit 1; \
+	done
+
+# Mixed load against the release gateway on loopback for SOAK_SECS (default 600): signed webhook
+# pushes, metric pushes, reads, a slowloris, an unauthenticated flood and /healthz latency, with
+# RSS sampled every 10 s. Prints a table; fails if a criterion does not hold (see bench/soak.py).
+SOAK_SECS ?= 600
+
+.PHONY: soak
+soak: ## 10 minutes of mixed load against the release gateway (SOAK_SECS=600); not part of CI
+	cargo build --release -p local-gateway
+	@command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq wrk; }; }
+	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+	SOAK_SECS=$(SOAK_SECS) python3 bench/soak.py

@@ -30,7 +30,7 @@
 mod batch;
 mod config;
 mod panel;
-mod payload;
+pub mod payload;
 pub mod testing;
 mod write;
 
