@@ -8,17 +8,8 @@
 
 use bson::{Bson, Document};
 use libfuzzer_sys::fuzz_target;
-use reading_sync::transform::{mongo_id, raw_json, reading, to_json};
+use reading_sync::transform::{has_nul, mongo_id, raw_json, reading, to_json};
 use serde_json::Value;
-
-fn has_nul(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(doc) = Document::from_reader(data) else {

@@ -29,7 +29,7 @@ pub struct ConnLimits {
 
 /// Sent to a connection over the cap; it is closed right after.
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
-content-type: application/json\r\nretry-after: 1\r\ncontent-length: 46\r\n\r\n\
+content-type: application/json\r\nretry-after: 1\r\ncontent-length: 47\r\n\r\n\
 {\"error\":\"too many connections, retry shortly\"}";
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits (at
@@ -102,4 +102,18 @@ pub async fn serve(
 /// in force.
 pub fn raise_fd_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_refusal_declares_its_body_length() {
+        let text = std::str::from_utf8(super::TOO_MANY).expect("ascii");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+        let declared = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("content-length");
+        assert_eq!(declared.parse::<usize>().expect("number"), body.len());
+    }
 }

@@ -33,6 +33,21 @@ async fn setup_with(backend: Backend, mongo: &MongoServer, n: usize) -> Setup {
         .set("MONGO_DB", db)
 }
 
+/// Waits (at most 60 s) until a running sync has stored `n` rows.
+async fn wait_rows(pool: &sqlx::PgPool, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
+            .fetch_one(pool)
+            .await;
+        if matches!(rows, Ok((stored,)) if stored >= n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the sync never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn processed(mongo: &MongoServer, setup: &Setup) -> u64 {
     mongo
         .count(
@@ -202,17 +217,7 @@ async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
             .send()
             .await;
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
-            .fetch_one(&pool)
-            .await;
-        if matches!(rows, Ok((n,)) if n >= 1000) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sync never got going");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_rows(&pool, 1000).await;
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     let _ = trigger.await;
@@ -290,20 +295,7 @@ async fn sigterm_interrupts_a_long_sync_within_the_grace() {
         .await
         .expect("pg");
     let (mut child, _addr) = spawn_server(&setup);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
-            .fetch_one(&pool)
-            .await;
-        if matches!(rows, Ok((n,)) if n >= 200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the scheduled sync never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_rows(&pool, 200).await;
     let signalled = Instant::now();
     let status = common::terminate(&mut child).await;
     let took = signalled.elapsed();

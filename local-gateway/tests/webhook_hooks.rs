@@ -4,9 +4,7 @@
 #[macro_use]
 mod common;
 
-use common::{
-    Backend, GitFixture, Setup, TestApp, app_for, app_trusting, git, sync_runs, synced_to,
-};
+use common::{Backend, GitFixture, Setup, TestApp, app_for, app_trusting, sync_runs, synced_to};
 use std::os::unix::fs::PermissionsExt;
 
 const FN: &str = webhook_gitops::NAME;
@@ -22,14 +20,10 @@ async fn hub_setup(backend: Backend) -> Setup {
 async fn reload_hook_named_by_the_marker_runs_after_a_change() {
     // The marker names a script in the repository; it records the SHAs it was given.
     let fx = GitFixture::new("infra", "main", Some("# reload after sync\n./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(
-        &script,
+    fx.add_script(
+        "reload.sh",
         "#!/bin/sh\necho \"$GITOPS_OLD_SHA $GITOPS_NEW_SHA\" >> reloaded.log\n",
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
+    );
     let (_setup, app) = app_trusting(&fx).await;
     let old = fx.deployed_head();
     let new = fx.push_commit("app.yaml", "v2\n");
@@ -112,17 +106,13 @@ async fn a_pushed_marker_symlink_is_never_read_or_echoed() {
 #[tokio::test]
 async fn known_secrets_in_hook_output_are_redacted() {
     let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(
-        &script,
-        format!(
+    fx.add_script(
+        "reload.sh",
+        &format!(
             "#!/bin/sh\necho \"connecting with {}\" >&2\nexit 3\n",
             webhook_gitops::testing::SECRET
         ),
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
+    );
     let (_setup, app) = app_trusting(&fx).await;
     let new = fx.push_commit("app.yaml", "v2\n");
     app.push(&fx, &new).await;
@@ -139,10 +129,7 @@ async fn known_secrets_in_hook_output_are_redacted() {
 async fn a_command_named_by_the_repository_runs_only_when_the_operator_allows_it() {
     // Whoever can push must not get to run code on the host by editing `.gitops`.
     let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(&script, "#!/bin/sh\ntouch ran\n").expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
+    fx.add_script("reload.sh", "#!/bin/sh\ntouch ran\n");
     let (_setup, app) = app_for(&fx, Backend::Sqlite).await;
     let new = fx.push_commit("app.yaml", "v2\n");
     app.push(&fx, &new).await;
@@ -169,10 +156,7 @@ async fn reload_hooks_get_none_of_the_gateways_secrets() {
     // Through the binary, whose process environment holds the secrets as systemd would pass
     // them: the hook sees PATH, HOME, LANG and the GITOPS_* variables only.
     let fx = GitFixture::new("infra", "main", Some("./reload.sh\n"));
-    let script = fx.author.join("reload.sh");
-    std::fs::write(&script, "#!/bin/sh\nenv > hook-env.txt\n").expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    git(&fx.author, &["add", "reload.sh"]);
+    fx.add_script("reload.sh", "#!/bin/sh\nenv > hook-env.txt\n");
     let setup = hub_setup(Backend::Sqlite)
         .await
         .set("GITOPS_BASE_DIR", fx.base.display())

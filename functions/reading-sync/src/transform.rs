@@ -170,7 +170,8 @@ fn document_to_json(d: &Document) -> Map<String, Value> {
     d.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()
 }
 
-fn has_nul(v: &Value) -> bool {
+/// Whether any string or key in `v` holds a NUL, which PostgreSQL's JSONB cannot store.
+pub fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(a) => a.iter().any(has_nul),

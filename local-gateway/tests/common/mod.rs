@@ -454,6 +454,16 @@ impl GitFixture {
         self.base.join(&self.name)
     }
 
+    /// Adds an executable `name` with `body` to the author clone's index (committed with the
+    /// next [`GitFixture::push_commit`]).
+    pub fn add_script(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = self.author.join(name);
+        std::fs::write(&script, body).expect("script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        git(&self.author, &["add", name]);
+    }
+
     /// Commits `content` to `file` in the author clone and pushes it; returns the new SHA.
     pub fn push_commit(&self, file: &str, content: &str) -> String {
         let path = self.author.join(file);
