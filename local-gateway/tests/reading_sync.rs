@@ -113,6 +113,94 @@ async fn sync_routes(backend: Backend) {
 }
 on_both_backends!(sync_routes);
 
+/// Pages of big rows stop at the byte cap and say where to go on; deep payloads come back as
+/// JSON, not as a string of it.
+async fn reading_pages_are_bounded_by_bytes(backend: Backend) {
+    let mongo = MongoServer::start();
+    let setup = setup_with(backend, &mongo, 0).await;
+    let db = &setup.env["MONGO_DB"];
+    // Five rows of 1.5 MB: two fit under the 4 MiB cap, the third would not.
+    for n in 0..5 {
+        let mut d = article(n);
+        d.insert(
+            "payload",
+            doc! {"n": n as i64, "text": "y".repeat(1_500_000)},
+        );
+        mongo.seed(db, "articles", vec![d]).await;
+    }
+    let mut deep = doc! {"leaf": true};
+    for _ in 0..200 {
+        deep = doc! {"d": deep};
+    }
+    let mut nested = article(100);
+    nested.insert("payload", deep);
+    mongo.seed(db, "articles", vec![nested]).await;
+    let app = TestApp::spawn(&setup).await;
+    let resp = app
+        .client
+        .post(app.url("/api/sync/reading"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["processed_count"], 6, "{body}");
+
+    // Newest first: the nested one, then n = 4, 3, ...
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    let mut pages = 0;
+    loop {
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/reading?limit=50&offset={offset}")))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.expect("body");
+        assert!(
+            text.len() < 4 * 1024 * 1024 + 64 * 1024,
+            "{} bytes",
+            text.len()
+        );
+        let mut de = serde_json::Deserializer::from_str(&text);
+        de.disable_recursion_limit();
+        let page = serde::Deserialize::deserialize(&mut de).map(|v: Value| v);
+        let page = page.expect("JSON page");
+        pages += 1;
+        let items = page["items"].as_array().expect("items");
+        for item in items {
+            seen.push(item["payload"]["n"].as_i64());
+            if item["payload"]["n"].is_null() {
+                let mut v = &item["payload"];
+                let mut depth = 0;
+                while let Some(inner) = v.get("d") {
+                    v = inner;
+                    depth += 1;
+                }
+                assert_eq!(
+                    (depth, &v["leaf"]),
+                    (200, &Value::Bool(true)),
+                    "as an object"
+                );
+            }
+        }
+        match page["next_offset"].as_i64() {
+            Some(next) => {
+                assert_eq!(page["truncated"], true, "{}", page["next_offset"]);
+                assert_eq!(next, offset + items.len() as i64);
+                offset = next;
+            }
+            None => break,
+        }
+        assert!(pages < 10, "pages never end");
+    }
+    assert_eq!(seen, [None, Some(4), Some(3), Some(2), Some(1), Some(0)]);
+    assert_eq!(pages, 3, "[nested, 4, 3] then [2, 1] then [0]");
+}
+on_both_backends!(reading_pages_are_bounded_by_bytes);
+
 #[tokio::test]
 async fn mongodb_down_answers_503_and_records_the_failure() {
     let mut mongo = MongoServer::start();

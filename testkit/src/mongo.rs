@@ -150,19 +150,32 @@ impl MongoServer {
     }
 
     /// Documents of `db.collection` matching `filter`, counted client-side: the driver's
-    /// `count_documents` is an aggregation, which PoloDB gets wrong.
+    /// `count_documents` is an aggregation, which PoloDB gets wrong. PoloDB sends whole
+    /// documents whatever the projection, and a reply of huge documents can be too big to read:
+    /// then they are counted one per reply.
     pub async fn count(&self, db: &str, collection: &str, filter: Document) -> u64 {
         use futures::TryStreamExt;
-        let found: Vec<Document> = self
+        let coll = self
             .collection(db, collection)
             .await
-            .find(filter)
-            .await
-            .expect("find")
-            .try_collect()
-            .await
-            .expect("read");
-        found.len() as u64
+            .clone_with_type::<mongodb::bson::RawDocumentBuf>();
+        let all = async {
+            coll.find(filter.clone())
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        };
+        match all.await {
+            Ok(found) => found.len() as u64,
+            Err(_) => {
+                let mut cursor = coll.find(filter).batch_size(1).await.expect("find");
+                let mut n = 0;
+                while cursor.try_next().await.expect("read").is_some() {
+                    n += 1;
+                }
+                n
+            }
+        }
     }
 
     /// `db.collection` through a new client.

@@ -1,7 +1,9 @@
 //! `make bench` (or `cargo bench -p reading-sync --bench sync`): sync N documents (default
 //! 10,000; `BENCH_DOCS`) from PoloDB into PostgreSQL the hub's way (claimed batches, one
 //! transaction and one `update_many` per batch) and the seed's way (one INSERT and one update per
-//! document), against the same servers in the same run, and print docs/s for both.
+//! document), against the same servers in the same run, and print docs/s for both. Then the
+//! memory a sync of 15 MB documents takes: the process's peak RSS above where it started
+//! (peak reset through `/proc/self/clear_refs` just before), next to `BATCH_MAX_BYTES`.
 
 use hub_runtime::{Context, HubConfig, Source, Store, Trigger};
 use hub_testkit::{MongoServer, TestDb};
@@ -96,6 +98,46 @@ async fn seed_way(coll: &Collection<Document>, pool: &sqlx::PgPool) -> (usize, D
     (docs.len(), in_pg, in_mongo)
 }
 
+/// `VmRSS` or `VmHWM` (peak) of this process, in bytes.
+fn proc_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .expect("field in /proc/self/status")
+        * 1024
+}
+
+/// Syncs `n` documents of `doc_bytes` each and returns (RSS before, peak RSS during the sync).
+async fn big_documents(
+    mongo: &MongoServer,
+    client: &Client,
+    n: usize,
+    doc_bytes: usize,
+) -> (u64, u64) {
+    let db = TestDb::create().await;
+    let mongo_db = format!("bench_big_{}", ObjectId::new().to_hex());
+    let coll = client
+        .database(&mongo_db)
+        .collection::<Document>("articles");
+    for i in 0..n {
+        let mut d = article(i);
+        d.insert("payload", doc! {"text": "z".repeat(doc_bytes)});
+        coll.insert_one(d).await.expect("seed a big document");
+    }
+    let data = tempfile::TempDir::new().expect("data dir");
+    let f = ReadingSync::from_context(context(mongo, &db.url, &mongo_db, data.path()).await)
+        .expect("config");
+    let before = proc_status_bytes("VmRSS:");
+    // "5" resets the peak-RSS counter (VmHWM) to the current RSS.
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset peak RSS");
+    let report = f.sync(Trigger::Cli).await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert_eq!(report.synced.processed as usize, n);
+    (before, proc_status_bytes("VmHWM:"))
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -170,5 +212,22 @@ async fn main() {
         seed_pg.as_secs_f64(),
         rate(n, seed_pg),
         seed_mongo.as_secs_f64()
+    );
+
+    let (big_n, big_bytes) = if benching {
+        (8, 15_000_000)
+    } else {
+        (2, 1_000_000)
+    };
+    let (before, peak) = big_documents(&mongo, &client, big_n, big_bytes).await;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "\nreading-sync memory: {big_n} documents of {:.1} MB, BATCH_MAX_BYTES 8 MiB: RSS {:.0} MiB \
+         before, peak {:.0} MiB during the sync: {:.0} MiB above start, {:.1}× the document size",
+        big_bytes as f64 / 1e6,
+        mib(before),
+        mib(peak),
+        mib(peak.saturating_sub(before)),
+        peak.saturating_sub(before) as f64 / big_bytes as f64
     );
 }

@@ -12,10 +12,18 @@ pub struct SyncConfig {
     pub mongo_db: String,
     pub mongo_collection: String,
     pub batch_size: usize,
+    /// About how many bytes of documents one batch reads (see [`crate::mongo::Inbox::claim`]).
+    pub batch_max_bytes: u64,
     pub max_docs: Option<u64>,
     pub claim_timeout: Duration,
     pub mongo_timeout: Duration,
 }
+
+/// Half of MongoDB's 16 MiB reply: a batch's documents come in one reply, with room to spare
+/// for one document larger than the average.
+pub(crate) const DEFAULT_BATCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// 256 MiB: beyond this a batch is a memory problem, not a throughput gain.
+const MAX_BATCH_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A week: the largest `CLAIM_TIMEOUT_SECS` accepted.
 pub(crate) const MAX_CLAIM_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
@@ -41,6 +49,17 @@ impl SyncConfig {
             return Err(invalid(
                 "BATCH_SIZE",
                 format!("{batch_size} is not 1–10000"),
+            ));
+        }
+        let batch_max_bytes = src.get_or(
+            "reading_sync.batch_max_bytes",
+            "BATCH_MAX_BYTES",
+            DEFAULT_BATCH_MAX_BYTES,
+        )?;
+        if !(1..=MAX_BATCH_MAX_BYTES).contains(&batch_max_bytes) {
+            return Err(invalid(
+                "BATCH_MAX_BYTES",
+                format!("{batch_max_bytes} is not 1–{MAX_BATCH_MAX_BYTES}"),
             ));
         }
         let claim_timeout =
@@ -71,6 +90,7 @@ impl SyncConfig {
                 "articles".to_owned(),
             )?,
             batch_size,
+            batch_max_bytes,
             max_docs,
             claim_timeout,
             mongo_timeout: src.seconds_or(
@@ -101,6 +121,7 @@ mod tests {
         assert_eq!(cfg.mongo_db, "reading-analytics");
         assert_eq!(cfg.mongo_collection, "articles");
         assert_eq!(cfg.batch_size, 500);
+        assert_eq!(cfg.batch_max_bytes, 8 * 1024 * 1024);
         assert_eq!(cfg.max_docs, None);
         assert_eq!(cfg.claim_timeout, Duration::from_secs(600));
         assert!(config(&[]).expect("valid").mongo_uri.is_none());
@@ -117,6 +138,10 @@ mod tests {
         for size in ["0", "10001", "many"] {
             let err = config(&[("BATCH_SIZE", size)]).expect_err("bad batch size");
             assert!(err.to_string().contains("BATCH_SIZE"), "{err}");
+        }
+        for bytes in ["0", "268435457", "lots"] {
+            let err = config(&[("BATCH_MAX_BYTES", bytes)]).expect_err("bad batch bytes");
+            assert!(err.to_string().contains("BATCH_MAX_BYTES"), "{err}");
         }
         for secs in ["0", "604801", "18446744073709551615"] {
             let err = config(&[("CLAIM_TIMEOUT_SECS", secs)]).expect_err("bad claim timeout");

@@ -25,11 +25,14 @@
 //! a harmless re-read, never a loss or a duplicate row. Two runners (gateway + Lambda, or two
 //! replicas) never own the same document at once.
 //!
-//! **Mapping:** `_id` (ObjectId hex, or a string id as is) → `mongo_id`; `timestamp` (BSON date
-//! or ISO-8601 string) → `event_timestamp`; `source`, `event_type` (strings) → columns;
+//! **Mapping:** `_id` → `mongo_id` (ObjectId hex as the old hub wrote it; other types keyed so
+//! that distinct ids never share a row: [`transform::key_of`]); `timestamp` (BSON date or
+//! ISO-8601 string) → `event_timestamp`; `source`, `event_type` (strings) → columns;
 //! `payload`, `meta` (any BSON) → JSONB as documented in [`transform`]. A document that cannot
 //! be mapped goes to `reading_sync_dead_letters (mongo_id, error, document, failed_at)` with the
-//! whole document as Extended JSON, is marked `failed`, and never blocks its batch.
+//! whole document as Extended JSON, is marked `failed`, and never blocks its batch; nor does a
+//! row the database refuses for its values (the batch is split until that row is found and
+//! dead-lettered with the database's reason). Batches are bounded by `BATCH_MAX_BYTES` too.
 //!
 //! **History:** each run is a row of `reading_sync_history (start_time, end_time, status,
 //! processed_count, error_message)` — the seed's table, plus `failed_count` and `trigger` — with
@@ -44,7 +47,8 @@
 //! with `$set`/`$unset`; no `findAndModify`, `update_one` or aggregation).
 //!
 //! **Environment:** `MONGO_URI` / `_FILE` (required), `MONGO_DB` (`reading-analytics`),
-//! `MONGO_COLLECTION` (`articles`), `BATCH_SIZE` (500), `SYNC_MAX_DOCS` (no cap),
+//! `MONGO_COLLECTION` (`articles`), `BATCH_SIZE` (500), `BATCH_MAX_BYTES` (8 MiB: a batch
+//! stops reading once it holds this many bytes of documents), `SYNC_MAX_DOCS` (no cap),
 //! `CLAIM_TIMEOUT_SECS` (600), `MONGO_TIMEOUT_SECS` (10: how long to wait for an unreachable
 //! server before the run fails).
 //!
@@ -98,6 +102,7 @@ reading-sync (schedule 0 0 0,12 * * *):
   MONGO_DB                    database (default reading-analytics)
   MONGO_COLLECTION            collection (default articles)
   BATCH_SIZE                  documents per batch (default 500, at most 10000)
+  BATCH_MAX_BYTES             bytes of documents per batch, about (default 8388608: 8 MiB)
   SYNC_MAX_DOCS               cap on documents per run (default: none)
   CLAIM_TIMEOUT_SECS          claims older than this are released to the next run (default 600, 1 to 604800)
   MONGO_TIMEOUT_SECS          how long to wait for an unreachable MongoDB (default 10)";

@@ -20,9 +20,12 @@
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::bson::oid::ObjectId;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
+use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::{Client, Collection};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const INGESTED: &str = "ingested";
@@ -32,10 +35,17 @@ pub const FAILED: &str = "failed";
 
 pub type Error = mongodb::error::Error;
 
+/// What a document is taken to weigh before any was read: a few KiB is typical.
+const INITIAL_DOC_BYTES: u64 = 16 * 1024;
+
 /// The collection documents are read from.
 #[derive(Debug, Clone)]
 pub struct Inbox {
     coll: Collection<Document>,
+    /// The same collection, read without decoding, so a document's size is known for free.
+    raw: Collection<RawDocumentBuf>,
+    /// Average size of the documents read lately (see [`Inbox::claim`]).
+    avg_doc_bytes: Arc<AtomicU64>,
 }
 
 impl Inbox {
@@ -52,8 +62,11 @@ impl Inbox {
         opts.server_selection_timeout = Some(timeout);
         opts.connect_timeout = Some(timeout);
         let client = Client::with_options(opts)?;
+        let coll = client.database(db).collection(collection);
         Ok(Self {
-            coll: client.database(db).collection(collection),
+            raw: coll.clone_with_type(),
+            coll,
+            avg_doc_bytes: Arc::new(AtomicU64::new(INITIAL_DOC_BYTES)),
         })
     }
 
@@ -69,25 +82,29 @@ impl Inbox {
         Ok(res.modified_count)
     }
 
-    /// Claims up to `limit` of the oldest `ingested` documents and returns what this claim
-    /// owns, oldest first; `None` when there was nothing to claim. Another runner may win some
-    /// of them between the read and the update: the update only takes documents still
-    /// `ingested`, and the read-back returns only what carries this claim, so no document is
-    /// owned twice.
-    pub async fn claim(&self, limit: usize) -> Result<Option<Claimed>, Error> {
-        let candidates: Vec<Document> = self
-            .coll
-            .find(doc! {"status": INGESTED})
-            .sort(doc! {"_id": 1})
-            .limit(single_batch(limit))
-            .projection(doc! {"_id": 1})
-            .await?
-            .try_collect()
+    /// Claims up to `limit` of the oldest `ingested` documents, about `max_bytes` of them, and
+    /// returns what this claim owns, oldest first; `None` when there was nothing to claim.
+    /// Another runner may win some of them between the read and the update: the update only
+    /// takes documents still `ingested`, and the read-back returns only what carries this
+    /// claim, so no document is owned twice.
+    ///
+    /// Bytes: how many documents are asked for at once follows the average size of the
+    /// documents read lately, so one reply stays near `max_bytes`; the read-back stops once
+    /// `max_bytes` are in hand and gives the rest of the claim back. A reply that still comes
+    /// back too big to read (a few huge documents among small ones; PoloDB sends whole
+    /// documents even for an `_id` projection and mangles replies over 16 MiB) is asked for
+    /// again with half as many documents, down to one.
+    pub async fn claim(&self, limit: usize, max_bytes: u64) -> Result<Option<Claimed>, Error> {
+        let n = self.docs_within(max_bytes).min(limit);
+        let candidates = self
+            .read(doc! {"status": INGESTED}, n, Some(doc! {"_id": 1}))
             .await?;
         let ids: Vec<Bson> = candidates
-            .into_iter()
-            .filter_map(|mut d| d.remove("_id"))
+            .iter()
+            .filter_map(|d| d.get("_id").ok().flatten())
+            .filter_map(|id| Bson::try_from(id).ok())
             .collect();
+        drop(candidates);
         let Some(scope) = Scope::of(ids) else {
             return Ok(None);
         };
@@ -104,9 +121,10 @@ impl Inbox {
                 }},
             )
             .await?;
-        // One reply holds at most 16 MiB on MongoDB: read on after the last `_id` returned
-        // until a reply comes back empty.
+        // A reply holds at most 16 MiB on MongoDB, and `max_bytes` may be reached first: read
+        // on after the last `_id` returned until a reply comes back empty or the bytes are in.
         let mut docs: Vec<Document> = Vec::new();
+        let mut bytes = 0u64;
         loop {
             let mut filter = match docs.last().and_then(|d| d.get("_id")) {
                 Some(last) => scope.after(last),
@@ -114,20 +132,73 @@ impl Inbox {
             };
             filter.insert("sync_claim", &claim);
             filter.insert("status", PROCESSING);
-            let page: Vec<Document> = self
-                .coll
-                .find(filter)
-                .sort(doc! {"_id": 1})
-                .limit(single_batch(scope.len()))
-                .await?
-                .try_collect()
-                .await?;
+            let want = if docs.is_empty() {
+                scope.len()
+            } else {
+                self.docs_within(max_bytes - bytes)
+                    .min(scope.len().saturating_sub(docs.len()))
+                    .max(1)
+            };
+            let page = self.read(filter, want, None).await?;
             if page.is_empty() {
                 break;
             }
-            docs.extend(page);
+            let page_bytes: u64 = page.iter().map(|d| d.as_bytes().len() as u64).sum();
+            self.avg_doc_bytes
+                .store((page_bytes / page.len() as u64).max(1), Ordering::Relaxed);
+            bytes += page_bytes;
+            for raw in page {
+                docs.push(raw.to_document()?);
+            }
+            if bytes >= max_bytes {
+                break;
+            }
         }
-        Ok(Some(Claimed { claim, scope, docs }))
+        let claimed = Claimed { claim, scope, docs };
+        if bytes >= max_bytes {
+            // The rest of the claim waits for the next batch.
+            if let Some(last) = claimed.docs.last().and_then(|d| d.get("_id")) {
+                let mut rest = claimed.scope.after(last);
+                rest.insert("sync_claim", &claimed.claim);
+                self.finish(rest, doc! {"status": INGESTED}).await?;
+            }
+        }
+        Ok(Some(claimed))
+    }
+
+    /// How many documents of the recent average size fit in `bytes` (at least one).
+    fn docs_within(&self, bytes: u64) -> usize {
+        let avg = self.avg_doc_bytes.load(Ordering::Relaxed).max(1);
+        usize::try_from(bytes / avg).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// The first `n` documents matching `filter`, in `_id` order, in one reply; when the reply
+    /// cannot be read (too big: see [`Inbox::claim`]), the first `n / 2`, and so on down to one.
+    async fn read(
+        &self,
+        filter: Document,
+        mut n: usize,
+        projection: Option<Document>,
+    ) -> Result<Vec<RawDocumentBuf>, Error> {
+        loop {
+            let find = self
+                .raw
+                .find(filter.clone())
+                .sort(doc! {"_id": 1})
+                .limit(single_batch(n));
+            let find = match &projection {
+                Some(p) => find.projection(p.clone()),
+                None => find,
+            };
+            let found = async { find.await?.try_collect::<Vec<_>>().await }.await;
+            match found {
+                Err(e) if n > 1 && unreadable_reply(&e) => {
+                    tracing::warn!(error = %e, documents = n, "a MongoDB reply was too big to read; asking for half as many documents");
+                    n /= 2;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Whether any document is still waiting. Used to tell "nothing left" from "lost every
@@ -254,6 +325,16 @@ impl Scope {
 /// A comparable key for an `_id` of any BSON type.
 fn id_key(id: &Bson) -> String {
     id.clone().into_relaxed_extjson().to_string()
+}
+
+/// Whether an error says the reply itself could not be read (too big, mangled), rather than
+/// that the server is unreachable or refused the command.
+fn unreadable_reply(e: &Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::InvalidResponse { .. } | ErrorKind::BsonDeserialization(_) => true,
+        ErrorKind::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
 }
 
 /// A `limit` that asks for one reply and no cursor (see the module docs).

@@ -10,8 +10,7 @@ use hub_runtime::error::{PublicError, respond};
 use hub_runtime::http::reply;
 use hub_runtime::store::StoreError;
 use hub_runtime::{RouteTable, Routes, Trigger};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The routes: `POST` (and, as the seed allowed, `GET`) runs a sync; `GET /api/reading` pages.
 pub(crate) fn table(f: &ReadingSync) -> Routes {
@@ -83,7 +82,19 @@ struct ListParams {
     event_type: Option<String>,
 }
 
+#[derive(Serialize)]
+struct PageBody {
+    items: Vec<sink::StoredReading>,
+    limit: i64,
+    offset: i64,
+    next_offset: Option<i64>,
+    truncated: bool,
+}
+
 const MAX_PAGE: i64 = 500;
+/// Bytes of `payload` + `meta` per page (a page holds at least one row, whatever its size):
+/// 4 MiB keeps an answer inside Lambda's 6 MB response limit and a browser's patience.
+const MAX_PAGE_BYTES: i64 = 4 * 1024 * 1024;
 
 async fn list_route(
     State(f): State<ReadingSync>,
@@ -100,14 +111,20 @@ async fn list_route(
         event_type: p.event_type.filter(|s| !s.is_empty()),
         limit,
         offset,
+        max_bytes: MAX_PAGE_BYTES,
     };
-    let items = sink::list(f.store().await?, &q).await?;
-    let next_offset = (items.len() as i64 == limit).then_some(offset + limit);
-    Ok(Json(json!({
-        "items": items,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": next_offset,
-    }))
+    let page = sink::list(f.store().await?, &q).await?;
+    let shown = page.items.len() as i64;
+    // A page cut short by the byte cap goes on where it stopped; a full one after its end.
+    let truncated = page.items.len() < page.uncapped;
+    let next_offset = (truncated || shown == limit).then_some(offset + shown);
+    // Serialized straight from the rows: a `json!` tree would re-parse every payload.
+    Ok(Json(PageBody {
+        items: page.items,
+        limit,
+        offset,
+        next_offset,
+        truncated,
+    })
     .into_response())
 }

@@ -191,7 +191,10 @@ impl ReadingSync {
                 None => cfg.batch_size,
             };
             // Between batches: stop here when shutdown says so; what is committed stays.
-            let Some(claimed) = self.unless_stopped(inbox.claim(take)).await? else {
+            let Some(claimed) = self
+                .unless_stopped(inbox.claim(take, cfg.batch_max_bytes))
+                .await?
+            else {
                 return Ok(());
             };
             if claimed.docs.is_empty() {
@@ -204,9 +207,8 @@ impl ReadingSync {
             }
             lost = 0;
             self.step(Step::Claimed).await;
-            let batch = Batch::map(&claimed.docs);
-            let written = sink::write_batch(store, &batch.readings, &batch.dead);
-            if let Err(e) = self.unless_stopped(written).await {
+            let mut batch = Batch::map(&claimed.docs);
+            if let Err(e) = self.unless_stopped(batch.write(store)).await {
                 // Give the documents back now rather than after the claim timeout (an
                 // interrupted write was rolled back).
                 if let Err(me) = inbox.release(&claimed).await {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use hub_runtime::Store;
 use hub_runtime::store::StoreError;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 const PG_SCHEMA: &str = "
 BEGIN;
@@ -283,7 +284,9 @@ pub async fn history_finish(
     Ok(())
 }
 
-/// One stored reading, as `GET /api/reading` returns it.
+/// One stored reading, as `GET /api/reading` returns it. `payload` and `meta` are passed
+/// through as the JSON text the database holds: never re-parsed into a tree, so any nesting
+/// depth comes back as it went in.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredReading {
     pub id: i64,
@@ -291,8 +294,8 @@ pub struct StoredReading {
     pub event_timestamp: Option<DateTime<Utc>>,
     pub source: Option<String>,
     pub event_type: Option<String>,
-    pub payload: Option<serde_json::Value>,
-    pub meta: Option<serde_json::Value>,
+    pub payload: Option<Box<RawValue>>,
+    pub meta: Option<Box<RawValue>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -303,6 +306,17 @@ pub struct ListQuery {
     pub event_type: Option<String>,
     pub limit: i64,
     pub offset: i64,
+    /// The page stops before the row that would take `payload` + `meta` past this many bytes
+    /// (the first row always comes, whatever its size).
+    pub max_bytes: i64,
+}
+
+/// One page of [`list`].
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<StoredReading>,
+    /// Rows the page would have held without the byte cap.
+    pub uncapped: usize,
 }
 
 type RawReading = (
@@ -314,39 +328,61 @@ type RawReading = (
     Option<String>,
     Option<String>,
     DateTime<Utc>,
+    i64,
 );
 
-/// Newest events first.
-pub async fn list(store: &Store, q: &ListQuery) -> Result<Vec<StoredReading>, StoreError> {
-    const SQL: &str = "SELECT id, mongo_id, event_timestamp, source, event_type, \
-        CAST(payload AS TEXT), CAST(meta AS TEXT), created_at FROM reading_analytics \
-        WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR event_type = $2) \
-        ORDER BY event_timestamp DESC, id DESC LIMIT $3 OFFSET $4";
+/// Newest events first. The database measures the rows and sends only those within the byte
+/// cap, so a page of huge documents never crosses the wire whole.
+pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, StoreError> {
+    // `octet_length` counts bytes in both dialects (SQLite has it since 3.43).
+    const SQL: &str = "WITH page AS (SELECT id, mongo_id, event_timestamp, source, event_type, \
+           CAST(payload AS TEXT) AS p, CAST(meta AS TEXT) AS m, created_at \
+         FROM reading_analytics \
+         WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR event_type = $2) \
+         ORDER BY event_timestamp DESC, id DESC LIMIT $3 OFFSET $4), \
+       sized AS (SELECT *, \
+         SUM(COALESCE(octet_length(p), 0) + COALESCE(octet_length(m), 0)) OVER w AS upto, \
+         ROW_NUMBER() OVER w AS n, COUNT(*) OVER () AS rows_in_page \
+         FROM page WINDOW w AS (ORDER BY event_timestamp DESC, id DESC \
+           ROWS UNBOUNDED PRECEDING)) \
+       SELECT id, mongo_id, event_timestamp, source, event_type, p, m, created_at, \
+         rows_in_page FROM sized WHERE upto <= $5 OR n = 1 \
+       ORDER BY event_timestamp DESC, id DESC";
     let raw: Vec<RawReading> = hub_runtime::on_pool!(store, |p| sqlx::query_as(SQL)
         .bind(&q.source)
         .bind(&q.event_type)
         .bind(q.limit)
         .bind(q.offset)
+        .bind(q.max_bytes)
         .fetch_all(p)
         .await)?;
-    let parse = |t: Option<String>| {
-        t.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
-    };
-    Ok(raw
+    let uncapped = raw.first().map_or(0, |r| usize::try_from(r.8).unwrap_or(0));
+    let items = raw
         .into_iter()
         .map(
-            |(id, mongo_id, event_timestamp, source, event_type, payload, meta, created_at)| {
+            |(id, mongo_id, event_timestamp, source, event_type, payload, meta, created_at, _)| {
                 StoredReading {
                     id,
                     mongo_id,
                     event_timestamp,
                     source,
                     event_type,
-                    payload: parse(payload),
-                    meta: parse(meta),
+                    payload: payload.map(as_json),
+                    meta: meta.map(as_json),
                     created_at,
                 }
             },
         )
-        .collect())
+        .collect();
+    Ok(Page { items, uncapped })
+}
+
+/// Stored JSON text as it is; text that is somehow not JSON (written by hand into the SQLite
+/// file) as a JSON string rather than a broken answer.
+fn as_json(text: String) -> Box<RawValue> {
+    let raw = match serde_json::from_str::<&RawValue>(&text) {
+        Ok(_) => RawValue::from_string(text),
+        Err(_) => serde_json::value::to_raw_value(&text),
+    };
+    raw.unwrap_or_else(|_| RawValue::NULL.to_owned())
 }

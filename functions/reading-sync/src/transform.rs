@@ -2,7 +2,7 @@
 //!
 //! | BSON | JSON in `payload` / `meta` |
 //! |---|---|
-//! | document, array | object, array (key order kept) |
+//! | document, array | object, array. PostgreSQL's JSONB keeps one value per key (the last) and orders keys its own way (shorter first, then bytewise), as the old hub's table did; the SQLite store keeps the document's order |
 //! | string, symbol, JavaScript code | string |
 //! | int32, int64 | number (exact) |
 //! | double | number; `NaN`, `Infinity`, `-Infinity` (no JSON number) as those strings |
@@ -18,12 +18,15 @@
 //! | DBPointer (deprecated) | its relaxed Extended JSON |
 //!
 //! A string containing a NUL character cannot be stored in PostgreSQL JSONB, so such a document
-//! is rejected (dead-lettered) rather than altered.
+//! is rejected (dead-lettered) rather than altered. Each document's `_id` becomes its key,
+//! `mongo_id`, as [`key_of`] says; an `_id` whose key would hold a NUL or pass
+//! [`MAX_KEY_BYTES`] is dead-lettered under a `sha256:` key ([`dead_letter_key`]).
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use mongodb::bson::{Bson, Document};
 use serde_json::{Map, Number, Value, json};
+use sha2::{Digest, Sha256};
 
 /// One row of `reading_analytics`.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,17 +39,60 @@ pub struct Reading {
     pub meta: Option<Value>,
 }
 
-/// The id a document is known by: ObjectId hex, or a string `_id` as it is.
-pub fn mongo_id(doc: &Document) -> Result<String, String> {
-    match doc.get("_id") {
-        Some(Bson::ObjectId(oid)) => Ok(oid.to_hex()),
-        Some(Bson::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(other) => Err(format!(
-            "_id must be an ObjectId or a string, not {:?}",
-            other.element_type()
-        )),
-        None => Err("document has no _id".into()),
+/// Longest `mongo_id` accepted, in bytes. PostgreSQL's btree index rows stop at 2,704 bytes
+/// (`reading_analytics.mongo_id` is unique, the dead-letter table's key too); a longer key would
+/// fail its whole batch.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Prefixes that mark a typed key (see [`key_of`]); a string `_id` starting with one is typed too.
+const TYPED_PREFIXES: [&str; 4] = ["string:", "int:", "bson:", "sha256:"];
+
+/// The key (`mongo_id`) an `_id` is stored under. Distinct `_id`s always get distinct keys:
+///
+/// - ObjectId: its 24-character hex, as the old hub wrote it;
+/// - string: the string as is, unless it could be mistaken for another key — empty, 24
+///   lowercase hex characters (an ObjectId's key), or starting with `string:`, `int:`, `bson:`
+///   or `sha256:` — then `string:<the string>`;
+/// - int32 / int64 (which MongoDB treats as the same `_id`): `int:<decimal>`;
+/// - any other type: `bson:<canonical Extended JSON>`, e.g. `bson:{"$numberDouble":"1.5"}`.
+pub fn key_of(id: &Bson) -> String {
+    match id {
+        Bson::ObjectId(oid) => oid.to_hex(),
+        Bson::String(s) if is_plain(s) => s.clone(),
+        Bson::String(s) => format!("string:{s}"),
+        Bson::Int32(i) => format!("int:{i}"),
+        Bson::Int64(i) => format!("int:{i}"),
+        other => format!("bson:{}", other.clone().into_canonical_extjson()),
     }
+}
+
+fn is_plain(s: &str) -> bool {
+    let oid_like = s.len() == 24 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    !s.is_empty() && !oid_like && !TYPED_PREFIXES.iter().any(|p| s.starts_with(p))
+}
+
+/// The `mongo_id` of a document, or why it cannot have one (it is dead-lettered).
+pub fn mongo_id(doc: &Document) -> Result<String, String> {
+    let key = key_of(doc.get("_id").ok_or("document has no _id")?);
+    if key.contains('\0') {
+        Err("_id contains a NUL character, which PostgreSQL cannot store".into())
+    } else if key.len() > MAX_KEY_BYTES {
+        Err(format!(
+            "_id is {} bytes long as a key; at most {MAX_KEY_BYTES} are accepted",
+            key.len()
+        ))
+    } else {
+        Ok(key)
+    }
+}
+
+/// The dead-letter key of a document: its `mongo_id`, or, when the `_id` cannot be one,
+/// `sha256:<hex digest of the key>` — bounded, storable, and still distinct per `_id`.
+pub fn dead_letter_key(doc: &Document) -> String {
+    mongo_id(doc).unwrap_or_else(|_| {
+        let key = key_of(doc.get("_id").unwrap_or(&Bson::Null));
+        format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+    })
 }
 
 /// Maps one document; `Err` says why it cannot be stored (it goes to the dead-letter table).
@@ -89,7 +135,7 @@ fn optional_json(doc: &Document, key: &str) -> Result<Option<Value>, String> {
 }
 
 /// `timestamp`: a BSON date, or an ISO-8601 string with an offset (`2024-05-01T12:00:00Z`,
-/// `…+02:00`) or without one (read as UTC).
+/// `…+02:00`, `…+0200`) or without one (read as UTC).
 fn timestamp(v: Option<&Bson>) -> Result<DateTime<Utc>, String> {
     let t = match v {
         Some(Bson::DateTime(d)) => DateTime::from_timestamp_millis(d.timestamp_millis())
@@ -116,10 +162,17 @@ fn parse_iso8601(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+    // `%z` takes the offset with or without its colon (`+0200`, `+02:00`); RFC 3339 wants one.
+    let with_offset = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"]
         .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .map(|n| n.and_utc())
+        .find_map(|f| DateTime::parse_from_str(s, f).ok())
+        .map(|t| t.with_timezone(&Utc));
+    with_offset.or_else(|| {
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+            .map(|n| n.and_utc())
+    })
 }
 
 /// BSON → JSON, as the table in the module docs says.
@@ -266,7 +319,7 @@ mod tests {
         for (bson, want) in cases {
             assert_eq!(to_json(&bson), want, "{bson:?}");
         }
-        // Key order of nested documents is kept.
+        // The mapping keeps the document's key order (JSONB then stores its own).
         let nested = to_json(&Bson::Document(doc! {"z": 1, "a": {"y": 2, "b": 3}}));
         assert_eq!(nested.to_string(), r#"{"z":1,"a":{"y":2,"b":3}}"#);
     }
@@ -305,6 +358,13 @@ mod tests {
             ("2024-05-01T12:00:00-03:30", "2024-05-01T15:30:00+00:00"),
             ("2024-05-01T12:00:00", "2024-05-01T12:00:00+00:00"),
             ("2024-05-01 12:00:00.5", "2024-05-01T12:00:00.500+00:00"),
+            // Offsets without the colon, as many loggers write them.
+            ("2024-05-01T12:00:00+0200", "2024-05-01T10:00:00+00:00"),
+            (
+                "2024-05-01T12:00:00.5-0130",
+                "2024-05-01T13:30:00.500+00:00",
+            ),
+            ("2024-05-01 12:00:00+0000", "2024-05-01T12:00:00+00:00"),
         ] {
             let t = timestamp(Some(&Bson::String(s.into()))).expect(s);
             assert_eq!(t.to_rfc3339(), want, "{s}");
@@ -316,8 +376,12 @@ mod tests {
         let cases = [
             (doc! {"timestamp": "2024-05-01T12:00:00Z"}, "no _id"),
             (
-                doc! {"_id": 5, "timestamp": "2024-05-01T12:00:00Z"},
-                "_id must be",
+                doc! {"_id": "a\0b", "timestamp": "2024-05-01T12:00:00Z"},
+                "_id contains a NUL",
+            ),
+            (
+                doc! {"_id": "x".repeat(3000), "timestamp": "2024-05-01T12:00:00Z"},
+                "3000 bytes long",
             ),
             (doc! {"_id": "a"}, "no timestamp"),
             (
@@ -342,6 +406,56 @@ mod tests {
             let err = reading(&doc).expect_err("must be rejected");
             assert!(err.contains(want), "{doc}: {err}");
         }
+    }
+
+    #[test]
+    fn distinct_ids_never_share_a_key() {
+        let oid = ObjectId::from_str("65f1c0ffee0000000000abcd").expect("oid");
+        let ids: Vec<(Bson, &str)> = vec![
+            (Bson::ObjectId(oid), "65f1c0ffee0000000000abcd"),
+            // A string spelling an ObjectId's hex is not that ObjectId.
+            (
+                Bson::String(oid.to_hex()),
+                "string:65f1c0ffee0000000000abcd",
+            ),
+            (
+                Bson::String("65F1C0FFEE0000000000ABCD".into()),
+                "65F1C0FFEE0000000000ABCD",
+            ),
+            (Bson::String("abc".into()), "abc"),
+            (Bson::String(String::new()), "string:"),
+            (Bson::String("42".into()), "42"),
+            (Bson::Int32(42), "int:42"),
+            (Bson::Int64(-42), "int:-42"),
+            (Bson::String("int:42".into()), "string:int:42"),
+            (Bson::String("string:x".into()), "string:string:x"),
+            (Bson::String("sha256:ab".into()), "string:sha256:ab"),
+            (Bson::Double(42.0), r#"bson:{"$numberDouble":"42.0"}"#),
+            (Bson::String("bson:1".into()), "string:bson:1"),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (id, want) in &ids {
+            let key = key_of(id);
+            assert_eq!(key, *want, "{id:?}");
+            assert!(seen.insert(key), "{id:?} shares its key");
+        }
+        // Every kind maps, so a document with any `_id` type is stored.
+        let r = reading(&doc! {"_id": 42, "timestamp": "2024-05-01T12:00:00Z"}).expect("int id");
+        assert_eq!(r.mongo_id, "int:42");
+        let r = reading(&doc! {"_id": "", "timestamp": "2024-05-01T12:00:00Z"}).expect("empty id");
+        assert_eq!(r.mongo_id, "string:");
+    }
+
+    #[test]
+    fn unstorable_ids_get_bounded_distinct_dead_letter_keys() {
+        let long = |c: &str| doc! {"_id": c.repeat(3000), "timestamp": "2024-05-01T12:00:00Z"};
+        let (a, b) = (dead_letter_key(&long("a")), dead_letter_key(&long("b")));
+        assert!(a.starts_with("sha256:") && a.len() == 7 + 64, "{a}");
+        assert_ne!(a, b);
+        let nul = dead_letter_key(&doc! {"_id": "a\0b"});
+        assert!(nul.starts_with("sha256:") && !nul.contains('\0'), "{nul}");
+        // A storable id keeps its own key even when the document fails for another reason.
+        assert_eq!(dead_letter_key(&doc! {"_id": 7}), "int:7");
     }
 
     #[test]

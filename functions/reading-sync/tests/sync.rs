@@ -1,155 +1,19 @@
 //! reading-sync against a real MongoDB-protocol server (PoloDB, one per test) and a real
 //! PostgreSQL database per test (one test on the embedded SQLite store).
 
+mod common;
+
+use common::{Env, article, hex_ids};
 use futures::FutureExt;
-use hub_runtime::{Context, HubConfig, Source, Store, Trigger};
-use hub_testkit::{MongoServer, TestDb};
+use hub_runtime::Trigger;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Bson, Decimal128, Document, doc};
-use mongodb::{Client, Collection};
 use reading_sync::{ReadingSync, Step, SyncError};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tempfile::TempDir;
 use tokio::sync::Notify;
-
-const COLLECTION: &str = "articles";
-
-/// One test's servers and settings.
-struct Env {
-    mongo: MongoServer,
-    db: Option<TestDb>,
-    data: TempDir,
-    mongo_db: String,
-    settings: HashMap<String, String>,
-}
-
-impl Env {
-    async fn postgres() -> Self {
-        Self::new(Some(TestDb::create().await))
-    }
-
-    fn sqlite() -> Self {
-        Self::new(None)
-    }
-
-    fn new(db: Option<TestDb>) -> Self {
-        let mongo = MongoServer::start();
-        let mongo_db = format!("reading_{}", ObjectId::new().to_hex());
-        let data = TempDir::new().expect("data dir");
-        let mut settings = HashMap::from([
-            ("MONGO_URI".to_owned(), mongo.uri()),
-            ("MONGO_DB".to_owned(), mongo_db.clone()),
-            ("HUB_DATA_DIR".to_owned(), data.path().display().to_string()),
-            ("MONGO_TIMEOUT_SECS".to_owned(), "5".to_owned()),
-        ]);
-        if let Some(db) = &db {
-            settings.insert("DATABASE_URL".into(), db.url.clone());
-        }
-        Self {
-            mongo,
-            db,
-            data,
-            mongo_db,
-            settings,
-        }
-    }
-
-    fn set(mut self, key: &str, value: impl ToString) -> Self {
-        self.settings.insert(key.into(), value.to_string());
-        self
-    }
-
-    async fn context(&self) -> Context {
-        let source = Source::from_parts(None, self.settings.clone()).expect("source");
-        let hub = HubConfig::from_source(&source).expect("hub config");
-        let store = Store::connect(&hub).await.expect("store");
-        Context::new(source, hub, store, Trigger::Http)
-    }
-
-    async fn function(&self) -> ReadingSync {
-        ReadingSync::from_context(self.context().await).expect("reading-sync config")
-    }
-
-    async fn store(&self) -> Store {
-        self.context().await.store
-    }
-
-    async fn collection(&self) -> Collection<Document> {
-        Client::with_uri_str(self.mongo.uri())
-            .await
-            .expect("mongo client")
-            .database(&self.mongo_db)
-            .collection(COLLECTION)
-    }
-
-    async fn insert(&self, docs: Vec<Document>) {
-        self.mongo.seed(&self.mongo_db, COLLECTION, docs).await;
-    }
-
-    async fn count(&self, filter: Document) -> u64 {
-        self.mongo.count(&self.mongo_db, COLLECTION, filter).await
-    }
-
-    /// `mongo_id` → number of rows, over the whole table.
-    async fn row_counts(&self) -> HashMap<String, i64> {
-        let sql = "SELECT mongo_id, COUNT(*) FROM reading_analytics GROUP BY mongo_id";
-        let rows: Vec<(String, i64)> = hub_runtime::on_pool!(&self.store().await, |p| {
-            sqlx::query_as(sql).fetch_all(p).await.expect("count rows")
-        });
-        rows.into_iter().collect()
-    }
-
-    /// Every id in `ids` is stored exactly once, nothing else is, and each is `processed`.
-    async fn assert_exactly_once(&self, ids: &[String]) {
-        let counts = self.row_counts().await;
-        assert_eq!(
-            counts.len(),
-            ids.len(),
-            "rows for exactly the synced documents"
-        );
-        for id in ids {
-            assert_eq!(counts.get(id), Some(&1), "{id} stored exactly once");
-        }
-        assert_eq!(
-            self.count(doc! {"status": "processed"}).await,
-            ids.len() as u64,
-            "every document marked processed"
-        );
-        assert_eq!(self.count(doc! {"status": "processing"}).await, 0);
-        assert_eq!(self.count(doc! {"status": "ingested"}).await, 0);
-    }
-
-    async fn history(&self) -> Vec<(String, i32, i32, Option<String>)> {
-        let sql = "SELECT status, processed_count, failed_count, error_message \
-                   FROM reading_sync_history ORDER BY id";
-        hub_runtime::on_pool!(&self.store().await, |p| {
-            sqlx::query_as(sql).fetch_all(p).await.expect("history")
-        })
-    }
-}
-
-/// An `ingested` document as the seed's ingesters write them.
-fn article(n: usize) -> Document {
-    doc! {
-        "_id": ObjectId::new(),
-        "source": if n % 2 == 0 { "kindle" } else { "web" },
-        "event_type": "highlight",
-        "timestamp": mongodb::bson::DateTime::from_millis(1_700_000_000_000 + n as i64 * 1000),
-        "payload": {"n": n as i64, "text": format!("passage {n}")},
-        "meta": {"tags": ["a", "b"]},
-        "status": "ingested",
-    }
-}
-
-fn hex_ids(docs: &[Document]) -> Vec<String> {
-    docs.iter()
-        .map(|d| d.get_object_id("_id").expect("ObjectId _id").to_hex())
-        .collect()
-}
 
 #[tokio::test]
 async fn syncs_every_ingested_document_exactly_once_in_batches() {
@@ -391,7 +255,7 @@ async fn malformed_documents_are_dead_lettered_without_blocking_the_batch() {
         doc! {"_id": ObjectId::new(), "status": "ingested", "timestamp": "last tuesday"},
         doc! {"_id": ObjectId::new(), "status": "ingested", "timestamp": "2024-01-01T00:00:00Z", "source": 42},
         doc! {"_id": ObjectId::new(), "status": "ingested", "timestamp": "2024-01-01T00:00:00Z", "payload": {"t": "nul\0byte"}},
-        doc! {"_id": 17, "status": "ingested", "timestamp": "2024-01-01T00:00:00Z"},
+        doc! {"_id": "x".repeat(2000), "status": "ingested", "timestamp": "2024-01-01T00:00:00Z"},
     ];
     let mut all = good.clone();
     all.splice(2..2, bad);
@@ -417,7 +281,7 @@ async fn malformed_documents_are_dead_lettered_without_blocking_the_batch() {
     let errors: Vec<&str> = dead.iter().map(|d| d.1.as_str()).collect();
     assert_eq!(dead.len(), 5, "{errors:?}");
     for want in [
-        "_id must be",
+        "bytes long as a key",
         "no timestamp",
         "not an ISO-8601",
         "source must be a string",
@@ -428,11 +292,11 @@ async fn malformed_documents_are_dead_lettered_without_blocking_the_batch() {
             "{want} in {errors:?}"
         );
     }
-    let int_id = dead
+    let long_id = dead
         .iter()
-        .find(|d| d.1.contains("_id must be"))
-        .expect("int id");
-    assert_eq!(int_id.0, "17");
+        .find(|d| d.1.contains("bytes long"))
+        .expect("over-long id");
+    assert!(long_id.0.starts_with("sha256:"), "{}", long_id.0);
     let raw: Value = serde_json::from_str(
         &dead
             .iter()

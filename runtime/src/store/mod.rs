@@ -51,6 +51,35 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the database refused a statement for the values in it — a constraint, a value
+    /// it cannot store, a size limit — rather than because it is unreachable, overloaded or
+    /// the schema is wrong. Sending the same values again fails the same way; other rows would
+    /// go through, so the caller should set the offending row aside instead of failing.
+    pub fn is_data_error(&self) -> bool {
+        let StoreError::Query(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Encode(_) => true,
+            sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    // SQLSTATE classes 22 (data exception), 23 (integrity constraint
+                    // violation), 54 (program limit exceeded: index row size, nesting depth).
+                    matches!(pg.code().get(..2), Some("22" | "23" | "54"))
+                } else {
+                    // SQLite's extended result codes keep the primary code in the low byte:
+                    // 18 SQLITE_TOOBIG, 19 SQLITE_CONSTRAINT, 20 SQLITE_MISMATCH.
+                    db.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .is_some_and(|c| matches!(c & 0xff, 18..=20))
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A connection pool to one of the two supported backends.
 #[derive(Debug, Clone)]
 pub enum Store {
