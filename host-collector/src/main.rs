@@ -3,7 +3,7 @@
 use chrono::Utc;
 use clap::Parser;
 use host_collector::push::Pusher;
-use host_collector::sample::{DEFAULT_EXCLUDED_INTERFACES, Sample, Sampler};
+use host_collector::sample::{DEFAULT_EXCLUDED_INTERFACES, Sample, Sampler, SamplerOptions};
 use host_collector::spool::Spool;
 use hub_core::Source;
 use hub_core::logs::{self, LogOutput};
@@ -45,6 +45,13 @@ struct Cli {
     /// Interface name prefixes to skip (comma-separated).
     #[arg(long, env = "HUB_COLLECTOR_EXCLUDE_INTERFACES", value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_INTERFACES.iter().map(|s| s.to_string()))]
     exclude_interfaces: Vec<String>,
+    /// The host name samples carry (the dashboards filter on it); default: this system's, or
+    /// `homelab` when it cannot be read.
+    #[arg(long, env = "HUB_COLLECTOR_HOST")]
+    host_name: Option<String>,
+    /// Where sysfs is mounted; CPU temperatures are read from its `class/hwmon`.
+    #[arg(long, env = "HUB_COLLECTOR_SYSFS", default_value = "/sys")]
+    sysfs: PathBuf,
     /// Take one sample, push it (or spool it), and exit: for a systemd timer. Exits 75
     /// (EX_TEMPFAIL) when the push failed and the sample waits in the spool.
     #[arg(long, conflicts_with = "print")]
@@ -102,7 +109,12 @@ async fn first_sample(sampler: &mut Sampler) -> Sample {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let mut sampler = match Sampler::new(cli.exclude_interfaces.clone()) {
+    let opts = SamplerOptions {
+        excluded_interfaces: cli.exclude_interfaces.clone(),
+        sysfs: cli.sysfs.clone(),
+        host: cli.host_name.clone().filter(|h| !h.trim().is_empty()),
+    };
+    let mut sampler = match Sampler::new(opts) {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot read this host's statistics: {e}")),
     };

@@ -4,9 +4,11 @@
 //! interval since the previous sample). Each refresh asks only for what the sample reports: a
 //! `--once` run is mostly process start plus these reads, so every file read counts.
 
+use crate::hwmon;
 use chrono::{SubsecRound, Utc};
 use serde_json::{Map, Value, json};
-use sysinfo::{Components, DiskRefreshKind, Disks, MemoryRefreshKind, Networks, System};
+use std::path::PathBuf;
+use sysinfo::{DiskRefreshKind, Disks, MemoryRefreshKind, Networks, System};
 
 /// Interface name prefixes that are virtual, skipped like the seed did (configurable).
 pub const DEFAULT_EXCLUDED_INTERFACES: &[&str] = &[
@@ -57,13 +59,24 @@ const PSEUDO_FILESYSTEMS: &[&str] = &[
 /// A sample as metrics-flush takes it (the wire type is shared through `hub-core`).
 pub type Sample = hub_core::wire::Sample<Map<String, Value>>;
 
+/// What the sampler is told at start.
+#[derive(Debug, Clone)]
+pub struct SamplerOptions {
+    /// Interface name prefixes to skip.
+    pub excluded_interfaces: Vec<String>,
+    /// Where sysfs is mounted (temperatures are read under it).
+    pub sysfs: PathBuf,
+    /// The `host` of every sample; the system's host name when unset.
+    pub host: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Sampler {
     system: System,
     disks: Disks,
     networks: NetworkSource,
-    components: Option<Components>,
     excluded_interfaces: Vec<String>,
+    sysfs: PathBuf,
     host: String,
     os: String,
     /// Read once: they change only with an upgrade or a reboot, and either restarts the agent
@@ -96,11 +109,22 @@ impl Sampler {
     /// Creates the sampler without reading anything yet: the lists (disks, sensors,
     /// interfaces) are filled by the first `sample()`, so a `--once` run reads each of them
     /// once instead of once here and again in the sample. Only host and OS names are read.
-    pub fn new(excluded_interfaces: Vec<String>) -> Result<Self, sysinfo::Error> {
-        let host = System::host_name().unwrap_or_else(|_| "unknown".into());
+    pub fn new(opts: SamplerOptions) -> Result<Self, sysinfo::Error> {
+        // The old hub's fallback when the host name cannot be read.
+        let host = opts
+            .host
+            .or_else(|| System::host_name().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "homelab".into());
         let os_name = System::name().ok();
         let os_version = System::os_version().ok();
-        let os = long_os_version(os_name.as_deref(), os_version.as_deref());
+        let os = platform_and_version(
+            Some(System::distribution_id().as_str()),
+            os_version.as_deref(),
+            std::fs::read_to_string("/etc/debian_version")
+                .ok()
+                .as_deref(),
+        );
         // Not probed here (that would be a read more per `--once`): the first failed read
         // switches to sysinfo.
         let networks = if cfg!(target_os = "linux") {
@@ -112,9 +136,8 @@ impl Sampler {
             system: System::new()?,
             disks: Disks::new()?,
             networks,
-            // Sensors are optional: a host without hwmon simply has no temperatures.
-            components: Components::new().ok(),
-            excluded_interfaces,
+            excluded_interfaces: opts.excluded_interfaces,
+            sysfs: opts.sysfs,
             host,
             os,
             os_name,
@@ -130,58 +153,51 @@ impl Sampler {
         self.system.refresh_cpu_usage();
     }
 
+    /// One sample in the shapes the existing dashboards read (see the crate docs): `cpu`,
+    /// `memory`, `disk` (mount → figures), `network` (interface → counters), plus `host`.
     pub fn sample(&mut self) -> Sample {
         self.system.refresh_cpu_usage();
         // RAM and swap, both reported: one read of /proc/meminfo either way.
         self.system
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
         self.disks.refresh_specifics(true, disk_refresh());
-        if let Some(c) = &mut self.components {
-            c.refresh(true);
-        }
 
-        let temperature = self.temperatures();
+        let temps = hwmon::read(&self.sysfs);
         let nets = self.interfaces();
         let s = &self.system;
         let mut metrics = Map::new();
         let cores: Vec<f64> = s.cpus().iter().map(|c| round1(c.usage())).collect();
         metrics.insert(
             "cpu".into(),
-            json!({"total": round1(s.global_cpu_usage()), "cores": cores}),
+            json!({
+                "usage": round1(s.global_cpu_usage()),
+                // The old hub wrote 0 and {} without sensors; the panels expect the keys.
+                "package_temp": temps.package.unwrap_or(0.0),
+                "core_temps": temps.cores,
+                "cores": cores,
+            }),
         );
-        if let Some(t) = temperature {
-            metrics.insert("temperature".into(), t);
-        }
         metrics.insert(
             "memory".into(),
             json!({
-                "total": s.total_memory(), "used": s.used_memory(), "available": s.available_memory(),
+                "total": s.total_memory(), "available": s.available_memory(),
+                "used": s.used_memory(),
+                "used_percent": percent(s.used_memory(), s.total_memory()),
                 "swap_total": s.total_swap(), "swap_used": s.used_swap(),
             }),
         );
-        let disks: Vec<Value> = self
+        let disks: Map<String, Value> = self
             .disks
             .iter()
-            .filter(|d| {
-                let fs = d.file_system().to_string_lossy();
-                !PSEUDO_FILESYSTEMS.contains(&fs.as_ref()) && d.total_space() > 0
-            })
-            .map(|d| {
-                json!({
-                    "mount": d.mount_point().display().to_string(),
-                    "fs": d.file_system().to_string_lossy(),
-                    "total": d.total_space(),
-                    "used": d.total_space().saturating_sub(d.available_space()),
-                    "free": d.available_space(),
-                })
-            })
+            .filter(|d| is_physical(d))
+            .map(|d| (d.mount_point().display().to_string(), usage(d)))
             .collect();
-        metrics.insert("disk".into(), Value::Array(disks));
-        let nets: Vec<Value> = nets
+        metrics.insert("disk".into(), Value::Object(disks));
+        let nets: Map<String, Value> = nets
             .into_iter()
-            .map(|(name, rx, tx)| json!({"interface": name, "rx_bytes": rx, "tx_bytes": tx}))
+            .map(|(name, rx, tx)| (name, json!({"rx_bytes": rx, "tx_bytes": tx})))
             .collect();
-        metrics.insert("network".into(), Value::Array(nets));
+        metrics.insert("network".into(), Value::Object(nets));
         metrics.insert(
             "host".into(),
             json!({
@@ -247,43 +263,68 @@ impl Sampler {
         nets.sort();
         nets
     }
+}
 
-    /// Per-core and package temperatures from hwmon (`coretemp`, `k10temp`), if exposed.
-    fn temperatures(&self) -> Option<Value> {
-        let mut cores = Vec::new();
-        let mut package = None;
-        for c in self.components.iter().flat_map(|c| c.iter()) {
-            let Some(t) = c.temperature().filter(|t| t.is_finite()) else {
-                continue;
-            };
-            let label = c.label();
-            let lower = label.to_lowercase();
-            if lower.contains("package") || lower.contains("tctl") || lower.contains("tdie") {
-                package = Some(round1(t));
-            } else if lower.contains("core") {
-                cores.push(json!({"label": label, "celsius": round1(t)}));
-            }
-        }
-        (package.is_some() || !cores.is_empty())
-            .then(|| json!({"package": package, "cores": cores}))
+/// `os` as the old hub wrote it: `"<platform> <version>"`, e.g. `debian 12.7` — Debian's point
+/// release comes from `/etc/debian_version`, as gopsutil reads it.
+fn platform_and_version(
+    platform: Option<&str>,
+    version: Option<&str>,
+    debian_version: Option<&str>,
+) -> String {
+    let platform = platform
+        .filter(|p| !p.is_empty())
+        .unwrap_or(std::env::consts::OS);
+    let debian = debian_version
+        .map(str::trim)
+        .filter(|v| platform == "debian" && v.starts_with(|c: char| c.is_ascii_digit()));
+    match debian.or(version) {
+        Some(v) if !v.is_empty() => format!("{platform} {v}"),
+        _ => platform.to_owned(),
     }
 }
 
-/// sysinfo's `long_os_version()` ("Linux (Debian GNU/Linux 12)") built from the name and
-/// version already read, instead of reading /etc/os-release twice more. Other systems compose it
-/// differently, so there sysinfo is asked.
-fn long_os_version(name: Option<&str>, version: Option<&str>) -> String {
-    if cfg!(target_os = "linux") {
-        match (name, version) {
-            (name, Some(version)) => format!("Linux ({} {version})", name.unwrap_or("unknown")),
-            (Some(name), None) => format!("Linux ({name})"),
-            (None, None) => "Linux".into(),
+/// A mount of real storage: a block device's filesystem, not a pseudo filesystem, and not the
+/// boot partitions (the old hub skipped `/boot` and everything under it).
+fn is_physical(d: &sysinfo::Disk) -> bool {
+    let fs = d.file_system().to_string_lossy();
+    let mount = d.mount_point();
+    !PSEUDO_FILESYSTEMS.contains(&fs.as_ref())
+        && d.total_space() > 0
+        && d.name().to_string_lossy().starts_with("/dev/")
+        && !mount.starts_with("/boot")
+}
+
+/// A mount's figures as df and the old hub (gopsutil) give them: `free` is what unprivileged
+/// users may still write, `used` what is taken, and `used_percent` is of the two together, so
+/// blocks reserved for root count in neither. sysinfo's figures are the fallback.
+fn usage(d: &sysinfo::Disk) -> Value {
+    let (total, used, free) = match nix::sys::statvfs::statvfs(d.mount_point()) {
+        Ok(v) => {
+            let unit = v.fragment_size();
+            let total = v.blocks().saturating_mul(unit);
+            let free = v.blocks_available().saturating_mul(unit);
+            let used = v
+                .blocks()
+                .saturating_sub(v.blocks_free())
+                .saturating_mul(unit);
+            (total, used, free)
         }
-    } else {
-        System::long_os_version()
-            .or_else(|_| System::name())
-            .unwrap_or_else(|_| std::env::consts::OS.into())
+        Err(_) => {
+            let (total, free) = (d.total_space(), d.available_space());
+            (total, total.saturating_sub(free), free)
+        }
+    };
+    json!({"total": total, "used": used, "free": free,
+           "used_percent": percent(used, used.saturating_add(free))})
+}
+
+/// `part` of `whole` in percent, one decimal; 0 for an empty whole.
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
     }
+    (part as f64 / whole as f64 * 1000.0).round() / 10.0
 }
 
 /// One decimal, computed in f64 so the JSON shows 84.2 rather than f32 noise.
@@ -295,15 +336,28 @@ fn round1(v: f32) -> f64 {
 mod tests {
     use super::*;
 
-    #[cfg(target_os = "linux")]
     #[test]
-    fn long_os_version_matches_sysinfo() {
-        let name = System::name().ok();
-        let version = System::os_version().ok();
+    fn os_is_platform_and_version() {
         assert_eq!(
-            long_os_version(name.as_deref(), version.as_deref()),
-            System::long_os_version().expect("long_os_version")
+            platform_and_version(Some("debian"), Some("12"), Some("12.7\n")),
+            "debian 12.7"
         );
+        // Testing/unstable write a codename there.
+        assert_eq!(
+            platform_and_version(Some("debian"), Some("13"), Some("trixie/sid")),
+            "debian 13"
+        );
+        assert_eq!(
+            platform_and_version(Some("ubuntu"), Some("24.04"), Some("trixie/sid")),
+            "ubuntu 24.04"
+        );
+        assert_eq!(platform_and_version(None, None, None), std::env::consts::OS);
+    }
+
+    #[test]
+    fn percent_has_one_decimal() {
+        assert_eq!(percent(1, 3), 33.3);
+        assert_eq!(percent(5, 0), 0.0);
     }
 
     /// The same counters as sysinfo reads from sysfs (interfaces idle enough that the two

@@ -9,37 +9,116 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-fn print_sample() -> serde_json::Value {
+fn print_sample_with(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_hub-collector"))
         .arg("--print")
+        .args(args)
         .output()
         .expect("run");
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).expect("--print prints one JSON sample")
 }
 
+fn print_sample() -> serde_json::Value {
+    print_sample_with(&[])
+}
+
+/// The shapes the old hub's dashboards read (see `../shared/seed-compat`).
 #[test]
-fn print_shows_one_sample_of_this_host() {
-    let s = print_sample();
+fn print_shows_one_sample_of_this_host_in_the_dashboards_shapes() {
+    let s = print_sample_with(&["--sysfs", "/nonexistent"]);
     assert!(!s["host"].as_str().expect("host").is_empty());
+    let os = s["os"].as_str().expect("os");
+    assert!(
+        os.contains(' ') && !os.contains('('),
+        "platform and version: {os}"
+    );
     assert!(chrono::DateTime::parse_from_rfc3339(s["time"].as_str().expect("time")).is_ok());
     let m = &s["metrics"];
-    let total = m["cpu"]["total"].as_f64().expect("cpu total");
-    assert!((0.0..=100.0).contains(&total));
+    let usage = m["cpu"]["usage"].as_f64().expect("cpu usage");
+    assert!((0.0..=100.0).contains(&usage));
+    assert_eq!(m["cpu"]["package_temp"], 0.0, "no sensors: 0, as before");
+    assert_eq!(m["cpu"]["core_temps"], serde_json::json!({}));
     assert!(!m["cpu"]["cores"].as_array().expect("cores").is_empty());
-    assert!(m["memory"]["total"].as_u64().expect("memory") > 0);
-    assert!(m["host"]["uptime_secs"].as_u64().is_some());
-    let ifaces: Vec<&str> = m["network"]
-        .as_array()
-        .expect("network")
-        .iter()
-        .map(|n| n["interface"].as_str().expect("name"))
-        .collect();
-    assert!(!ifaces.contains(&"lo"), "loopback is filtered: {ifaces:?}");
-    for d in m["disk"].as_array().expect("disks") {
-        assert_ne!(d["fs"], "tmpfs", "pseudo filesystems are skipped");
-        assert_ne!(d["fs"], "overlay");
+    let mem = &m["memory"];
+    for key in ["total", "available", "used"] {
+        assert!(mem[key].as_u64().is_some(), "memory.{key}: {mem}");
     }
+    let pct = mem["used_percent"].as_f64().expect("used_percent");
+    assert!((0.0..=100.0).contains(&pct));
+    assert!(m["host"]["uptime_secs"].as_u64().is_some());
+    let ifaces = m["network"]
+        .as_object()
+        .expect("network: interface → counters");
+    assert!(
+        !ifaces.contains_key("lo"),
+        "loopback is filtered: {ifaces:?}"
+    );
+    for (name, n) in ifaces {
+        assert!(
+            n["rx_bytes"].as_u64().is_some() && n["tx_bytes"].as_u64().is_some(),
+            "{name}"
+        );
+    }
+    let disks = m["disk"].as_object().expect("disk: mount → figures");
+    assert!(disks.contains_key("/"), "the root filesystem: {disks:?}");
+    for (mount, d) in disks {
+        assert!(
+            !mount.starts_with("/boot") && !mount.starts_with("/dev"),
+            "{mount}"
+        );
+        let (used, free) = (
+            d["used"].as_u64().expect("used"),
+            d["free"].as_u64().expect("free"),
+        );
+        assert!(
+            used + free <= d["total"].as_u64().expect("total"),
+            "{mount}: {d}"
+        );
+        assert!(d["used_percent"].as_f64().is_some(), "{mount}");
+    }
+}
+
+#[test]
+fn temperatures_come_from_the_sysfs_root_and_the_host_name_can_be_set() {
+    let sysfs = TempDir::new().expect("sysfs");
+    let dev = sysfs.path().join("class/hwmon/hwmon3");
+    std::fs::create_dir_all(&dev).expect("hwmon");
+    for (file, text) in [
+        ("name", "coretemp\n"),
+        ("temp1_label", "Package id 0\n"),
+        ("temp1_input", "55000\n"),
+        ("temp2_label", "Core 0\n"),
+        ("temp2_input", "47000\n"),
+        ("temp3_label", "Core 1\n"),
+        ("temp3_input", "49600\n"),
+    ] {
+        std::fs::write(dev.join(file), text).expect("sensor file");
+    }
+    let path = sysfs.path().display().to_string();
+    let s = print_sample_with(&["--sysfs", &path, "--host-name", "server"]);
+    assert_eq!(s["host"], "server");
+    let cpu = &s["metrics"]["cpu"];
+    assert_eq!(cpu["package_temp"], 55.0);
+    assert_eq!(
+        cpu["core_temps"],
+        serde_json::json!({"core_0": 47, "core_1": 50})
+    );
+    // The same through the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_hub-collector"))
+        .arg("--print")
+        .env("HUB_COLLECTOR_SYSFS", &path)
+        .env("HUB_COLLECTOR_HOST", "edge-1")
+        .output()
+        .expect("run");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        (
+            s["host"].as_str(),
+            s["metrics"]["cpu"]["package_temp"].as_f64()
+        ),
+        (Some("edge-1"), Some(55.0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,11 +17,13 @@ pub(crate) fn host_panel(rows: &[Row]) -> Option<String> {
     for r in rows {
         let payload = parse_payload(&r.payload);
         let value = match r.metric_type.as_str() {
-            "cpu" => payload["total"].as_f64(),
-            "memory" => {
+            // `usage` / `used_percent` are the dashboards' shapes; `total` / `used` those of
+            // samples stored by hub versions before them.
+            "cpu" => payload["usage"].as_f64().or(payload["total"].as_f64()),
+            "memory" => payload["used_percent"].as_f64().or_else(|| {
                 let total = payload["total"].as_f64().filter(|t| *t > 0.0);
                 total.and_then(|t| Some(payload["used"].as_f64()? / t * 100.0))
-            }
+            }),
             _ => None,
         };
         let Some(value) = value else { continue };
