@@ -26,25 +26,95 @@ const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS system_metrics (
 const UNIQUE_INDEX: &str = "CREATE UNIQUE INDEX IF NOT EXISTS system_metrics_host_time_type \
     ON system_metrics (host, time, metric_type)";
 
-/// Creates the table (a hypertable when TimescaleDB is installed) and its unique index.
+/// Moves every row of `system_metrics` that repeats an earlier row's (host, time, metric_type)
+/// to `system_metrics_duplicates`, returning how many moved. Rows are named by `tableoid` and
+/// `ctid` together, which is unique on a hypertable's chunks too.
+const PG_MOVE_DUPLICATES: &str = "
+WITH ranked AS (
+    SELECT tableoid AS tid, ctid AS rid, ROW_NUMBER() OVER
+        (PARTITION BY host, time, metric_type ORDER BY tableoid, ctid) AS n
+    FROM system_metrics
+), moved AS (
+    DELETE FROM system_metrics s USING ranked r
+    WHERE s.tableoid = r.tid AND s.ctid = r.rid AND r.n > 1
+    RETURNING s.time, s.host, s.os, s.metric_type, s.payload
+), kept AS (
+    INSERT INTO system_metrics_duplicates (time, host, os, metric_type, payload)
+    SELECT time, host, os, metric_type, payload FROM moved RETURNING 1
+)
+SELECT COUNT(*) FROM kept";
+
+/// Adopts a `system_metrics` the old hub created, as it is: its collector had no unique key, so
+/// the table may hold several rows for one (host, time, metric_type). Before the key can be
+/// created, every such row but the first is moved — not deleted — to
+/// `system_metrics_duplicates` (the table's columns plus `moved_at`). Done once: when the key
+/// exists there is nothing to look for.
+async fn adopt(tx: &mut sqlx::PgConnection) -> Result<i64, StoreError> {
+    let (has_key,): (bool,) =
+        sqlx::query_as("SELECT to_regclass('system_metrics_host_time_type') IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await?;
+    if has_key {
+        return Ok(0);
+    }
+    let (repeated,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM system_metrics \
+         GROUP BY host, time, metric_type HAVING COUNT(*) > 1)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !repeated {
+        return Ok(0);
+    }
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS system_metrics_duplicates \
+         (LIKE system_metrics, moved_at TIMESTAMPTZ NOT NULL DEFAULT NOW())",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let (moved,): (i64,) = sqlx::query_as(PG_MOVE_DUPLICATES)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(moved)
+}
+
+/// Creates the table (a hypertable when TimescaleDB is installed) and its unique index, or
+/// adopts the old hub's table. In one transaction under a lock, so replicas starting together
+/// do it once, and a failure leaves the table as it was.
 pub async fn ensure_schema(store: &Store) -> Result<(), StoreError> {
     match store {
         Store::Postgres(pool) => {
-            sqlx::query(PG_SCHEMA).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7265616470)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(PG_SCHEMA).execute(&mut *tx).await?;
             let (timescale,): (bool,) = sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
             )
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await?;
             if timescale {
+                // Before the unique index: on a hypertable every unique index must include the
+                // time column, and one made on the plain table first would have to be checked
+                // and carried over to each chunk. `migrate_data` moves rows of a table that is
+                // not a hypertable yet; an existing hypertable is left as it is.
                 sqlx::query(
                     "SELECT create_hypertable('system_metrics', 'time', \
                      if_not_exists => TRUE, migrate_data => TRUE)",
                 )
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query(UNIQUE_INDEX).execute(pool).await?;
+            let moved = adopt(&mut tx).await?;
+            sqlx::query(UNIQUE_INDEX).execute(&mut *tx).await?;
+            tx.commit().await?;
+            if moved > 0 {
+                tracing::warn!(
+                    rows = moved,
+                    "system_metrics had duplicate rows (host, time, metric_type); all but the first of each are kept in system_metrics_duplicates"
+                );
+            }
             tracing::info!(timescale, "system_metrics ready");
         }
         Store::Sqlite(pool) => {

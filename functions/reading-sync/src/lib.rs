@@ -36,9 +36,11 @@
 //!
 //! **History:** each run is a row of `reading_sync_history (start_time, end_time, status,
 //! processed_count, error_message)` — the seed's table, plus `failed_count` and `trigger` — with
-//! status `running`, then `success` or `failed`; and a run in the hub's history. A row left
-//! `running` by a runner that died is closed as `failed` ("abandoned: …") by the first run that
-//! starts more than `CLAIM_TIMEOUT_SECS` after it.
+//! status `running`, then `success`, `failure` (the old hub's words) or `interrupted`; and a run
+//! in the hub's history. A row left `running` by a runner that died is closed as `failure`
+//! ("abandoned: …") by the first run that starts more than `CLAIM_TIMEOUT_SECS` after it. The
+//! old hub's tables are adopted as they are (a 32-bit `SERIAL` id, `end_time` and
+//! `processed_count` NOT NULL): a running row carries its start as `end_time` until it closes.
 //!
 //! **Storage:** the hub's store (`DATABASE_URL`; the embedded SQLite file without it, JSON kept
 //! as text there). Tables are created on first use.

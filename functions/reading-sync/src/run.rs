@@ -125,7 +125,8 @@ impl ReadingSync {
                 let (status, error) = match &result {
                     Ok(()) => ("success", None),
                     Err(SyncError::Interrupted) => ("interrupted", None),
-                    Err(e) => ("failed", Some(e.to_string())),
+                    // The old hub's word, which its dashboards and alerts filter on.
+                    Err(e) => ("failure", Some(e.to_string())),
                 };
                 if let Err(e) = sink::history_finish(
                     store,

@@ -220,8 +220,12 @@ pub async fn history_start(
     started: DateTime<Utc>,
     trigger: &str,
 ) -> Result<i64, StoreError> {
-    const SQL: &str = "INSERT INTO reading_sync_history (start_time, status, trigger) \
-        VALUES ($1, 'running', $2) RETURNING id";
+    // The old hub's table has `end_time` and `processed_count` NOT NULL without defaults, and
+    // a 32-bit SERIAL id: a running row carries its start as end and a count of 0 until
+    // it is closed, and the id is read as 64 bits either way.
+    const SQL: &str = "INSERT INTO reading_sync_history \
+        (start_time, end_time, status, processed_count, trigger) \
+        VALUES ($1, $1, 'running', 0, $2) RETURNING CAST(id AS BIGINT)";
     let (id,): (i64,) = hub_runtime::on_pool!(store, |p| sqlx::query_as(SQL)
         .bind(started)
         .bind(trigger)
@@ -238,7 +242,7 @@ pub async fn history_close_abandoned(
     cutoff: DateTime<Utc>,
     mine: i64,
 ) -> Result<u64, StoreError> {
-    const SQL: &str = "UPDATE reading_sync_history SET end_time = $1, status = 'failed', \
+    const SQL: &str = "UPDATE reading_sync_history SET end_time = $1, status = 'failure', \
         error_message = $2 WHERE status = 'running' AND start_time < $3 AND id <> $4";
     let reason = format!(
         "abandoned: still running at {}, when a later run started; its runner stopped \
@@ -296,7 +300,8 @@ pub struct StoredReading {
     pub event_type: Option<String>,
     pub payload: Option<Box<RawValue>>,
     pub meta: Option<Box<RawValue>>,
-    pub created_at: DateTime<Utc>,
+    /// NULL only in rows of the old hub's table, where the column has a default but may be NULL.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// Filters and page for [`list`].
@@ -327,7 +332,7 @@ type RawReading = (
     Option<String>,
     Option<String>,
     Option<String>,
-    DateTime<Utc>,
+    Option<DateTime<Utc>>,
     i64,
 );
 
@@ -335,7 +340,7 @@ type RawReading = (
 /// cap, so a page of huge documents never crosses the wire whole.
 pub async fn list(store: &Store, q: &ListQuery) -> Result<Page, StoreError> {
     // `octet_length` counts bytes in both dialects (SQLite has it since 3.43).
-    const SQL: &str = "WITH page AS (SELECT id, mongo_id, event_timestamp, source, event_type, \
+    const SQL: &str = "WITH page AS (SELECT CAST(id AS BIGINT) AS id, mongo_id, event_timestamp, source, event_type, \
            CAST(payload AS TEXT) AS p, CAST(meta AS TEXT) AS m, created_at \
          FROM reading_analytics \
          WHERE ($1 IS NULL OR source = $1) AND ($2 IS NULL OR event_type = $2) \

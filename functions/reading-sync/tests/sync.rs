@@ -190,7 +190,7 @@ async fn a_run_killed_at_any_step_loses_nothing_and_duplicates_nothing() {
         // ... and closes the dead run's history row instead of leaving it `running` forever.
         let history = env.history().await;
         assert_eq!(history.len(), 2, "{step:?}: {history:?}");
-        assert_eq!(history[0].0, "failed", "{step:?}: {history:?}");
+        assert_eq!(history[0].0, "failure", "{step:?}: {history:?}");
         assert!(
             history[0]
                 .3
@@ -338,7 +338,7 @@ async fn mongodb_unreachable_fails_the_run_clearly_and_marks_nothing() {
     let history = env.history().await;
     assert_eq!(history.len(), 1);
     let (status, processed, _, message) = &history[0];
-    assert_eq!((status.as_str(), *processed), ("failed", 0));
+    assert_eq!((status.as_str(), *processed), ("failure", 0));
     assert!(
         message.as_deref().unwrap_or("").starts_with("MongoDB: "),
         "history says why: {message:?}"

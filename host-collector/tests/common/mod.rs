@@ -22,10 +22,16 @@ pub struct Hub {
 impl Hub {
     /// A gateway on `addr` keeping its embedded store in `dir`.
     pub async fn start(dir: &Path, addr: &str) -> Hub {
-        let env = HashMap::from([
+        Self::start_with(dir, addr, &[]).await
+    }
+
+    /// [`Hub::start`] with more settings (a `DATABASE_URL`, a function's).
+    pub async fn start_with(dir: &Path, addr: &str, settings: &[(&str, String)]) -> Hub {
+        let mut env = HashMap::from([
             ("HUB_DATA_DIR".to_owned(), dir.display().to_string()),
             ("HUB_COLLECTOR_TOKEN".to_owned(), TOKEN.to_owned()),
         ]);
+        env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let source = hub_runtime::Source::from_parts(None, env).expect("source");
         let gateway = Gateway::new(source).await.expect("gateway");
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
