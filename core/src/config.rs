@@ -31,6 +31,8 @@ pub enum ConfigError {
     },
     #[error("invalid value for {setting}: {message}")]
     Invalid { setting: String, message: String },
+    #[error("cannot read secrets from OpenBao at BAO_ADDR={addr}: {message}")]
+    OpenBao { addr: String, message: String },
     #[error("cannot read secret file {path} (named by {setting}): {source}")]
     SecretFile {
         setting: String,
@@ -96,6 +98,18 @@ impl Source {
             file_path,
             env,
         })
+    }
+
+    /// Sets environment variable `env` unless it, or its `_FILE`, is set already; returns
+    /// whether it was set. For secrets brought in from a store (OpenBao), which must not
+    /// override what the operator set explicitly.
+    pub(crate) fn set_if_unset(&mut self, env: &str, value: String) -> bool {
+        let set = |k: &str| self.env.get(k).is_some_and(|v| !v.is_empty());
+        if set(env) || set(&format!("{env}_FILE")) {
+            return false;
+        }
+        self.env.insert(env.to_owned(), value);
+        true
     }
 
     fn file_value(&self, key: &str) -> Option<&toml::Value> {
@@ -224,7 +238,10 @@ impl HubConfig {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
             data_dir: src.get_or("hub.data_dir", "HUB_DATA_DIR", PathBuf::from("var"))?,
-            database_url: src.secret("hub.database_url", "DATABASE_URL")?,
+            database_url: match src.secret("hub.database_url", "DATABASE_URL")? {
+                Some(url) => Some(url),
+                None => old_hub_database_url(src)?,
+            },
             request_timeout: src.seconds_or(
                 "hub.request_timeout_secs",
                 "HUB_REQUEST_TIMEOUT_SECS",
@@ -239,6 +256,62 @@ impl HubConfig {
             max_concurrency: src.get_or("hub.max_concurrency", "HUB_MAX_CONCURRENCY", 64)?,
         })
     }
+}
+
+/// The old hub's PostgreSQL settings, used when `DATABASE_URL` is unset and `DB_HOST` is set:
+/// `DB_HOST`, `DB_PORT` (30432, its k3s NodePort), `DB_USER` (`server`), `DB_NAME` (`homelab`),
+/// `SERVER_DB_PASSWORD` (or `_FILE`) and `DB_SSLMODE` (`disable`).
+fn old_hub_database_url(src: &Source) -> Result<Option<SecretString>, ConfigError> {
+    let Some(host) = src.raw("db.host", "DB_HOST") else {
+        return Ok(None);
+    };
+    let invalid = |setting: &str, message: String| ConfigError::Invalid {
+        setting: setting.into(),
+        message,
+    };
+    let port: u16 = src.get_or("db.port", "DB_PORT", 30432)?;
+    let user = src.get_or("db.user", "DB_USER", "server".to_owned())?;
+    let name = src.get_or("db.name", "DB_NAME", "homelab".to_owned())?;
+    let sslmode = src.get_or("db.sslmode", "DB_SSLMODE", "disable".to_owned())?;
+    const SSLMODES: [&str; 6] = [
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
+    if !SSLMODES.contains(&sslmode.as_str()) {
+        return Err(invalid(
+            "DB_SSLMODE",
+            format!("{sslmode:?} is not one of {}", SSLMODES.join(", ")),
+        ));
+    }
+    let mut url = url::Url::parse("postgres://localhost").expect("a valid base URL");
+    // An IPv6 address goes in brackets.
+    let host_part = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    url.set_host(Some(&host_part))
+        .map_err(|e| invalid("DB_HOST", format!("{host:?}: {e}")))?;
+    let built = url
+        .set_port(Some(port))
+        .and_then(|()| url.set_username(&user))
+        .map_err(|()| invalid("DB_USER", format!("{user:?} cannot be used in a URL")));
+    built?;
+    if let Some(password) = src.secret("db.password", "SERVER_DB_PASSWORD")? {
+        url.set_password(Some(password.expose_secret()))
+            .map_err(|()| invalid("SERVER_DB_PASSWORD", "cannot be used in a URL".into()))?;
+    }
+    url.set_path(&name);
+    url.query_pairs_mut().append_pair("sslmode", &sslmode);
+    let url = SecretString::from(url.to_string());
+    // The whole URL holds the password: never echoed (percent-encoded, it differs from the
+    // password itself, which is already remembered).
+    crate::redact::remember(url.expose_secret());
+    Ok(Some(url))
 }
 
 #[cfg(test)]
@@ -313,6 +386,47 @@ mod tests {
             src.secret("x.token", "TOKEN").expect("read").is_none(),
             "empty is unset"
         );
+    }
+
+    #[test]
+    fn the_old_hubs_db_settings_build_the_database_url() {
+        let url = |pairs: &[(&str, &str)]| {
+            let src = Source::from_parts(None, env(pairs)).expect("load");
+            HubConfig::from_source(&src)
+                .map(|c| c.database_url.map(|u| u.expose_secret().to_owned()))
+        };
+        assert_eq!(
+            url(&[]).expect("valid"),
+            None,
+            "neither: the embedded store"
+        );
+        assert_eq!(
+            url(&[("DB_HOST", "10.0.0.5"), ("SERVER_DB_PASSWORD", "p@ss/w:rd")]).expect("valid"),
+            Some("postgres://server:p%40ss%2Fw%3Ard@10.0.0.5:30432/homelab?sslmode=disable".into())
+        );
+        assert_eq!(
+            url(&[
+                ("DB_HOST", "::1"),
+                ("DB_PORT", "5432"),
+                ("DB_USER", "grafana"),
+                ("DB_NAME", "metrics"),
+                ("DB_SSLMODE", "require"),
+            ])
+            .expect("valid"),
+            Some("postgres://grafana@[::1]:5432/metrics?sslmode=require".into())
+        );
+        // DATABASE_URL wins.
+        assert_eq!(
+            url(&[("DATABASE_URL", "postgres://a@b/c"), ("DB_HOST", "x")]).expect("valid"),
+            Some("postgres://a@b/c".into())
+        );
+        for (bad, setting) in [
+            (("DB_PORT", "99999"), "DB_PORT"),
+            (("DB_SSLMODE", "sometimes"), "DB_SSLMODE"),
+        ] {
+            let err = url(&[("DB_HOST", "h"), bad]).expect_err("invalid");
+            assert!(err.to_string().contains(setting), "{err}");
+        }
     }
 
     #[test]

@@ -129,11 +129,14 @@ async fn run(cli: Cli) -> ExitCode {
             Err(e) => fail(&e.to_string()),
         };
     }
-    let token =
-        match Source::load(None).and_then(|s| s.secret("collector.token", "HUB_COLLECTOR_TOKEN")) {
-            Ok(t) => t,
-            Err(e) => return fail(&e.to_string()),
-        };
+    let source = match Source::load(None) {
+        Ok(s) => s.with_openbao().await,
+        Err(e) => Err(e),
+    };
+    let token = match source.and_then(|s| s.secret("collector.token", "HUB_COLLECTOR_TOKEN")) {
+        Ok(t) => t,
+        Err(e) => return fail(&e.to_string()),
+    };
     if token.is_none() {
         tracing::warn!(
             "HUB_COLLECTOR_TOKEN is not set; the gateway will refuse pushes and samples stay spooled"

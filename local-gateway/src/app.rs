@@ -150,6 +150,7 @@ impl Gateway {
         source: Source,
         build: impl FnOnce(&Context) -> Result<Vec<Arc<dyn Function>>, ConfigError>,
     ) -> Result<Self, StartError> {
+        let source = source.with_openbao().await?;
         let config = GatewayConfig::from_source(&source)?;
         let hub = HubConfig::from_source(&source)?;
         let store = hub_runtime::Store::connect(&hub).await?;

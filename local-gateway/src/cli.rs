@@ -13,6 +13,13 @@ Environment (hub.toml keys in brackets; the environment wins):
   HUB_DATA_DIR                local state, incl. the embedded store hub.db [hub.data_dir] (default ./var)
   DATABASE_URL(_FILE)         postgres://… to use PostgreSQL instead of the embedded SQLite store
                               (sqlite:///path for an SQLite file elsewhere)
+  DB_HOST, DB_PORT, DB_USER,  the old hub's PostgreSQL settings, used when DATABASE_URL is unset and
+  DB_NAME, DB_SSLMODE,        DB_HOST is set (defaults 30432, server, homelab, disable)
+  SERVER_DB_PASSWORD(_FILE)
+  BAO_ADDR, BAO_TOKEN(_FILE)  read secrets from OpenBao KV v2 at start (mount BAO_KV_MOUNT, default
+                              secret; path BAO_KV_PATH, default observability-hub): postgres, mongo,
+                              webhook, collector. Set variables win; unreachable stops start-up
+  BAO_CACERT                  PEM file of the CA that signed OpenBao's certificate
   HUB_REQUEST_TIMEOUT_SECS    bound on one HTTP request [hub.request_timeout_secs] (default 30)
   HUB_MAX_BODY_BYTES          largest request body; 413 beyond it [hub.max_body_bytes] (default 5242880)
   HUB_MAX_CONCURRENCY         requests one function serves at once; 429 beyond it (default 64)

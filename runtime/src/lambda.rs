@@ -30,6 +30,7 @@ pub const EVENTS_PATH: &str = "/events";
 /// Builds the app for one function exactly as Lambda will serve it, from the given settings
 /// (store, function layers, the events route, shared stack).
 pub async fn app_from_source(source: Source, registration: Registration) -> Result<Router, Error> {
+    let source = source.with_openbao().await?;
     let hub = HubConfig::from_source(&source)?;
     let store = Store::connect(&hub).await?;
     let limits = Limits::from_hub(&hub);
