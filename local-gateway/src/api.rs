@@ -1,5 +1,6 @@
 //! The gateway's HTTP surface: every function's routes and the gateway's own (`/healthz`,
-//! `/readyz`, `/api/health`, `/api/functions`, `/api/runs`, `/metrics`, the status page), inside
+//! `/readyz`, `/api/health`, `/api/functions`, `/api/runs`, `/metrics`, the status page, the
+//! old proxy's `/api/trace/synthetic/{id}`), inside
 //! the shared middleware stack.
 
 use crate::app::{FunctionInfo, Gateway, SERVICE, VERSION};
@@ -21,7 +22,7 @@ impl Gateway {
     /// The whole HTTP surface: every function's router plus the gateway's own routes, inside the
     /// shared middleware stack.
     pub fn router(&self) -> Router {
-        let own: [(&str, MethodRouter<Gateway>); 7] = [
+        let own: [(&str, MethodRouter<Gateway>); 8] = [
             ("/healthz", get(healthz)),
             ("/readyz", get(readyz)),
             ("/api/health", get(api_health)),
@@ -29,6 +30,7 @@ impl Gateway {
             ("/api/functions", get(api_functions)),
             ("/api/runs", get(api_runs)),
             ("/metrics", get(metrics)),
+            ("/api/trace/synthetic/{id}", get(synthetic_trace)),
         ];
         let counters = self.ctx.runs.metrics();
         let mut router = Router::new();
@@ -60,6 +62,22 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn api_health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "healthy", "service": SERVICE, "version": VERSION}))
+}
+
+/// The old proxy's trace demo, kept so existing trace dashboards have data: a span per request
+/// (the request span, continuing a caller's `traceparent`) with a child for a simulated step of
+/// 5–50 ms.
+async fn synthetic_trace(
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Json<serde_json::Value> {
+    use rand::Rng;
+    use tracing::Instrument;
+    let latency_ms: u64 = rand::rng().random_range(5..=50);
+    let step = tracing::info_span!("synthetic step", synthetic_id = %id, latency_ms);
+    tokio::time::sleep(Duration::from_millis(latency_ms))
+        .instrument(step)
+        .await;
+    Json(serde_json::json!({"status": "success", "synthetic_id": id, "latency_ms": latency_ms}))
 }
 
 async fn not_found() -> Response {

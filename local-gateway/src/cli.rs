@@ -36,7 +36,11 @@ Environment (hub.toml keys in brackets; the environment wins):
                               HUB_SCHEDULE_READING_SYNC=\"0 0 0,12 * * *\"; \"off\" disables [schedule.<name>]
   HUB_JITTER_<NAME>           random delay of each scheduled run, 0..N seconds [jitter.<name>]
   HUB_CATCHUP_DELAY_SECS      pause before the catch-up run of a tick missed while down (default 5)
-  OTEL_EXPORTER_OTLP_ENDPOINT send traces over OTLP/HTTP (e.g. http://127.0.0.1:4318); unset: none
+  OTEL_EXPORTER_OTLP_ENDPOINT send traces and the hub's metrics over OTLP; unset: none. A host:port
+                              (localhost:30317) is gRPC, a URL (http://127.0.0.1:4318) HTTP/protobuf
+  OTEL_EXPORTER_OTLP_PROTOCOL grpc or http/protobuf, overriding what the endpoint suggests
+  OTEL_SERVICE_NAME           service.name of traces and metrics (default hub-gateway)
+  OTEL_METRIC_EXPORT_INTERVAL milliseconds between metric exports (default 60000)
   RUST_LOG                    log filter (default info); logs are JSON lines on stdout";
 
 const SECRETS_HELP: &str =

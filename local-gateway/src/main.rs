@@ -17,7 +17,6 @@ fn main() -> ExitCode {
         Command::Serve { .. } => LogOutput::Stdout,
         _ => LogOutput::Stderr,
     };
-    let _telemetry = telemetry::init("hub-gateway", output);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -25,7 +24,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli.config, command))
+    // Telemetry exports from tasks of this runtime, so it starts inside it and is flushed
+    // (dropped) before the runtime stops.
+    let telemetry = {
+        let _inside = runtime.enter();
+        telemetry::init("hub-gateway", output)
+    };
+    let code = runtime.block_on(run(cli.config, command));
+    drop(telemetry);
+    code
 }
 
 async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {

@@ -126,8 +126,13 @@ async fn on_event(State(ev): State<Events>, req: Request) -> Response {
 
 /// Entry point for a function's Lambda binary: `main` is one call to this.
 pub fn run(registration: Registration) -> Result<(), Error> {
-    let _telemetry = crate::telemetry::init(registration.name, crate::telemetry::LogOutput::Stdout);
-    tokio::runtime::Runtime::new()?.block_on(async {
+    let runtime = tokio::runtime::Runtime::new()?;
+    // Telemetry exports from tasks of this runtime (see `telemetry`): started inside it.
+    let _telemetry = {
+        let _inside = runtime.enter();
+        crate::telemetry::init(registration.name, crate::telemetry::LogOutput::Stdout)
+    };
+    runtime.block_on(async {
         let router = app(registration).await?;
         // A failed scheduled run must fail the invocation, which an HTTP-shaped answer cannot.
         let service = ServiceExt::<lambda_http::Request>::map_result(

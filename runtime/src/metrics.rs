@@ -1,4 +1,7 @@
-//! Prometheus metrics of the hub itself, served as text on the gateway's `/metrics`.
+//! Prometheus metrics of the hub itself, served as text on the gateway's `/metrics`, and the
+//! same instruments through OpenTelemetry's global meter, which [`crate::telemetry`] exports
+//! over OTLP when an endpoint is set (without one the meter is a no-op). OTLP names are the
+//! Prometheus names without the `_total` suffix Prometheus adds to counters.
 //!
 //! One registry per process (per `Runs`), so several gateways in one test process never mix
 //! their counts.
@@ -38,8 +41,68 @@ struct SkipLabels {
 
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
+/// The OpenTelemetry side of each instrument.
+#[derive(Debug)]
+struct Otel {
+    runs: opentelemetry::metrics::Counter<u64>,
+    duration: opentelemetry::metrics::Histogram<f64>,
+    in_flight: opentelemetry::metrics::UpDownCounter<i64>,
+    http: opentelemetry::metrics::Counter<u64>,
+    last_success: opentelemetry::metrics::Gauge<f64>,
+    skips: opentelemetry::metrics::Counter<u64>,
+    connections_open: opentelemetry::metrics::UpDownCounter<i64>,
+    connections_refused: opentelemetry::metrics::Counter<u64>,
+}
+
+impl Otel {
+    fn new() -> Self {
+        let m = opentelemetry::global::meter("hub");
+        Otel {
+            runs: m
+                .u64_counter("hub_runs")
+                .with_description("Finished runs by function and outcome")
+                .build(),
+            duration: m
+                .f64_histogram("hub_run_duration_seconds")
+                .with_unit("s")
+                .with_description("Run duration by function")
+                .with_boundaries((0..18).map(|i| 0.005 * 2f64.powi(i)).collect())
+                .build(),
+            in_flight: m
+                .i64_up_down_counter("hub_runs_in_flight")
+                .with_description("Runs going on now")
+                .build(),
+            http: m
+                .u64_counter("hub_http_requests")
+                .with_description("HTTP requests by matched route and status")
+                .build(),
+            last_success: m
+                .f64_gauge("hub_last_success_timestamp_seconds")
+                .with_description("Unix time of the last successful run by function")
+                .build(),
+            skips: m
+                .u64_counter("hub_scheduler_skips")
+                .with_description("Scheduled ticks skipped, by function and reason")
+                .build(),
+            connections_open: m
+                .i64_up_down_counter("hub_http_connections_open")
+                .with_description("HTTP connections being served now")
+                .build(),
+            connections_refused: m
+                .u64_counter("hub_http_connections_refused")
+                .with_description("HTTP connections refused because the connection cap was reached")
+                .build(),
+        }
+    }
+}
+
+fn kv(key: &'static str, value: &str) -> opentelemetry::KeyValue {
+    opentelemetry::KeyValue::new(key, value.to_owned())
+}
+
 #[derive(Debug)]
 struct Inner {
+    otel: Otel,
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     duration: HistogramFamily,
@@ -111,6 +174,7 @@ impl Default for Metrics {
         );
         Self {
             inner: Arc::new(Inner {
+                otel: Otel::new(),
                 registry,
                 runs,
                 duration,
@@ -165,17 +229,24 @@ impl Metrics {
             })
             .inc();
         i.duration.get_or_create(&fl(function)).observe(seconds);
+        let f = [kv("function", function)];
+        i.otel.runs.add(1, &[f[0].clone(), kv("outcome", outcome)]);
+        i.otel.duration.record(seconds, &f);
         if success {
             let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
             i.last_success.get_or_create(&fl(function)).set(now);
+            i.otel.last_success.record(now, &f);
         }
     }
 
     /// Counts a run as in flight until the guard drops.
     pub fn in_flight(&self, function: &str) -> InFlight {
         let gauge = self.inner.in_flight.get_or_create(&fl(function)).clone();
-        gauge.inc();
-        InFlight { gauge }
+        InFlight::start(
+            gauge,
+            self.inner.otel.in_flight.clone(),
+            vec![kv("function", function)],
+        )
     }
 
     pub fn http_request(&self, route: &str, status: u16) {
@@ -186,6 +257,10 @@ impl Metrics {
                 status: status.to_string(),
             })
             .inc();
+        self.inner
+            .otel
+            .http
+            .add(1, &[kv("route", route), kv("status", &status.to_string())]);
     }
 
     /// Creates the `status="200"` series of `route` at 0, so request rates exist from the
@@ -199,13 +274,16 @@ impl Metrics {
 
     /// Counts an open connection until the guard drops.
     pub fn connection_opened(&self) -> InFlight {
-        let gauge = self.inner.connections_open.clone();
-        gauge.inc();
-        InFlight { gauge }
+        InFlight::start(
+            self.inner.connections_open.clone(),
+            self.inner.otel.connections_open.clone(),
+            Vec::new(),
+        )
     }
 
     pub fn connection_refused(&self) {
         self.inner.connections_refused.inc();
+        self.inner.otel.connections_refused.add(1, &[]);
     }
 
     pub fn scheduler_skip(&self, function: &str, reason: &str) {
@@ -216,6 +294,10 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+        self.inner
+            .otel
+            .skips
+            .add(1, &[kv("function", function), kv("reason", reason)]);
     }
 
     /// The OpenMetrics text format (for scrapers that ask for it in `Accept`).
@@ -303,10 +385,29 @@ mod tests {
 #[derive(Debug)]
 pub struct InFlight {
     gauge: Gauge,
+    otel: opentelemetry::metrics::UpDownCounter<i64>,
+    labels: Vec<opentelemetry::KeyValue>,
+}
+
+impl InFlight {
+    fn start(
+        gauge: Gauge,
+        otel: opentelemetry::metrics::UpDownCounter<i64>,
+        labels: Vec<opentelemetry::KeyValue>,
+    ) -> Self {
+        gauge.inc();
+        otel.add(1, &labels);
+        InFlight {
+            gauge,
+            otel,
+            labels,
+        }
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.gauge.dec();
+        self.otel.add(-1, &self.labels);
     }
 }
