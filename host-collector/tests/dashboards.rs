@@ -15,7 +15,14 @@ use sqlx::{Column, Connection, PgConnection, Row};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
+/// The users' dashboards, as `../shared/seed-compat` hands them over; kept in the repository so
+/// a clone anywhere runs the suite (see [`the_fixtures_are_the_users_dashboards`]).
 const DASHBOARDS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/seed-compat/dashboards"
+);
+/// Where the workplace keeps the originals, beside the repository.
+const ORIGINALS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/seed-compat/dashboards"
 );
@@ -206,6 +213,25 @@ async fn start(db: &TestDb, mongo: &MongoServer, mongo_db: &str, data: &Path) ->
         ],
     )
     .await
+}
+
+/// Where the originals are at hand (a checkout beside `../shared`), the copies must equal them.
+#[test]
+fn the_fixtures_are_the_users_dashboards() {
+    let Ok(originals) = std::fs::read_dir(ORIGINALS) else {
+        eprintln!("{ORIGINALS} is not here; the repository's copies are used as they are");
+        return;
+    };
+    for entry in originals.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let original = std::fs::read(entry.path()).expect("original");
+        let copy = std::fs::read(Path::new(DASHBOARDS).join(&name))
+            .unwrap_or_else(|e| panic!("{name:?} has no copy in {DASHBOARDS}: {e}"));
+        assert!(
+            original == copy,
+            "{name:?} differs from {ORIGINALS}: copy it again"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
