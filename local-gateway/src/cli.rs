@@ -111,4 +111,39 @@ pub enum Command {
     },
     /// List the functions with their routes, schedule and whether they are configured.
     Functions,
+    /// minio-backup's backups: list, verify and restore what is stored (`invoke minio-backup`
+    /// takes one).
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Good backups (those with a manifest) of SET, or of every set, newest first, as JSON.
+    List { set: Option<String> },
+    /// Re-read every good backup of SET (or of every set) and compare its size and SHA-256 with
+    /// its manifest. Names each that does not match and exits 1 if any.
+    Verify { set: Option<String> },
+    /// Restore the newest good backup of SET (or the newest started at or before --at), after
+    /// checking its SHA-256: a pg_dump into a new database (pg_restore), a directory or the
+    /// embedded store into a new or empty directory.
+    Restore {
+        set: String,
+        /// RFC 3339 time, e.g. 2026-12-01T12:00:00Z.
+        #[arg(long)]
+        at: Option<String>,
+        /// Database to create and restore into (must not exist).
+        #[arg(
+            long,
+            value_name = "NAME",
+            conflicts_with = "to_dir",
+            required_unless_present = "to_dir"
+        )]
+        to_database: Option<String>,
+        /// Directory to restore into (must not exist or be empty).
+        #[arg(long, value_name = "PATH")]
+        to_dir: Option<PathBuf>,
+    },
 }

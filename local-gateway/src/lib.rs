@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backup_cli;
 pub mod cli;
 pub mod pages;
 pub mod scheduler;

@@ -95,6 +95,7 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
         Command::Invoke { name, .. } => {
             invoke(&gateway, &name, invocation.unwrap_or_default()).await
         }
+        Command::Backup { action } => local_gateway::backup_cli::run(&gateway, action).await,
     }
 }
 

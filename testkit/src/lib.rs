@@ -3,14 +3,17 @@
 //! - [`TestDb`]: a PostgreSQL database of its own per test, dropped afterwards;
 //! - [`MongoServer`]: a real MongoDB wire-protocol server (PoloDB's) per test on a free port;
 //! - [`lambda`]: a minimal AWS Lambda Runtime API and a function binary driven by it;
-//! - [`BaoServer`]: a real OpenBao dev server per test.
+//! - [`BaoServer`]: a real OpenBao dev server per test;
+//! - [`GarageServer`]: a real S3 server (Garage) per test.
 
 pub mod bao;
 mod config;
+pub mod garage;
 pub mod lambda;
 mod mongo;
 mod pg;
 
 pub use bao::BaoServer;
+pub use garage::GarageServer;
 pub use mongo::MongoServer;
 pub use pg::TestDb;

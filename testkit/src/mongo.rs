@@ -25,30 +25,9 @@ pub struct MongoServer {
     _dir: TempDir,
 }
 
-/// `POLODB_BIN`, else `polodb` on `PATH`, else where `make test-deps` caches it.
 fn polodb_bin() -> PathBuf {
-    let settings = crate::config::settings();
-    if let Some(bin) = &settings.polodb_bin {
-        return bin.clone();
-    }
-    let on_path = settings.path.as_ref().and_then(|path| {
-        std::env::split_paths(path)
-            .map(|d| d.join("polodb"))
-            .find(|p| p.is_file())
-    });
-    if let Some(bin) = on_path {
-        return bin;
-    }
-    let cached = settings.home.join(format!(
-        ".cache/hub-tools/polodb-{POLODB_VERSION}/bin/polodb"
-    ));
-    assert!(
-        cached.is_file(),
-        "no PoloDB server: set POLODB_BIN, put polodb on PATH, or run `make test-deps` \
-         (installs polodb {POLODB_VERSION} into {})",
-        cached.display()
-    );
-    cached
+    let cached = format!("polodb-{POLODB_VERSION}");
+    crate::config::tool("POLODB_BIN", "polodb", &cached, "PoloDB server")
 }
 
 impl MongoServer {

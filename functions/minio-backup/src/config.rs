@@ -1,0 +1,359 @@
+//! Settings of minio-backup, checked once at start: the backup sets, the target, retention.
+
+use crate::retention::Policy;
+use hub_runtime::{ConfigError, Source};
+use secrecy::SecretString;
+use std::path::PathBuf;
+
+/// What one set backs up.
+#[derive(Debug, Clone)]
+pub enum SetKind {
+    /// `pg_dump --format=custom` of the database this URL names.
+    Postgres { url: SecretString },
+    /// A directory tree as a zstd-compressed tar stream.
+    Dir { path: PathBuf },
+    /// The hub's own store: `pg_dump` of `DATABASE_URL`, or a consistent copy of the embedded
+    /// SQLite file (`VACUUM INTO`). The set backed up when no other is declared, so a bare
+    /// `make run` has something to back up.
+    HubStore,
+}
+
+#[derive(Debug, Clone)]
+pub struct SetConfig {
+    pub name: String,
+    pub kind: SetKind,
+    pub policy: Policy,
+}
+
+/// Where backups go.
+#[derive(Debug, Clone)]
+pub enum TargetConfig {
+    /// A directory: the same layout and manifests as a bucket, files renamed into place only
+    /// when complete.
+    Local {
+        dir: PathBuf,
+    },
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    pub sets: Vec<SetConfig>,
+    pub target: TargetConfig,
+    /// Read every backup back after the upload and compare its SHA-256 (`BACKUP_VERIFY`).
+    pub verify_readback: bool,
+    /// The client tools (`BACKUP_PG_DUMP`, `BACKUP_PG_RESTORE`): a dump needs a `pg_dump` at
+    /// least as new as the server, which may not be the one on `PATH`.
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+}
+
+fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.into(),
+        message: message.into(),
+    }
+}
+
+/// Set names become object-key segments and metric labels.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn policy(src: &Source, key: &str, fallback: Policy) -> Result<Policy, ConfigError> {
+    let get = |what: &str, default: u32| {
+        let env = format!("BACKUP_KEEP_{}", what.to_uppercase());
+        // Per-set values live only in hub.toml; the environment sets the default policy.
+        if key == "minio_backup" {
+            src.get_or(&format!("{key}.keep_{what}"), &env, default)
+        } else {
+            src.get_or(&format!("{key}.keep_{what}"), "", default)
+        }
+    };
+    Ok(Policy {
+        keep_last: get("last", fallback.keep_last)?,
+        keep_daily: get("daily", fallback.keep_daily)?,
+        keep_weekly: get("weekly", fallback.keep_weekly)?,
+        keep_monthly: get("monthly", fallback.keep_monthly)?,
+    })
+}
+
+/// Like the system it replaces, which kept seven nightly folders.
+const DEFAULT_POLICY: Policy = Policy {
+    keep_last: 7,
+    keep_daily: 0,
+    keep_weekly: 0,
+    keep_monthly: 0,
+};
+
+impl BackupConfig {
+    pub fn from_source(src: &Source, data_dir: &std::path::Path) -> Result<Self, ConfigError> {
+        if src
+            .raw("minio_backup.age_recipients", "BACKUP_AGE_RECIPIENTS")
+            .is_some()
+        {
+            // Refused rather than ignored: an operator who asked for encryption must not get
+            // plaintext backups in an off-site bucket.
+            return Err(invalid(
+                "BACKUP_AGE_RECIPIENTS",
+                "client-side encryption is not available in this version; unset it (or keep \
+                 the bucket on-site) until it is",
+            ));
+        }
+        let any_keep = ["LAST", "DAILY", "WEEKLY", "MONTHLY"]
+            .iter()
+            .any(|k| src.raw("", &format!("BACKUP_KEEP_{k}")).is_some())
+            || src.table("minio_backup").is_some_and(|t| {
+                ["keep_last", "keep_daily", "keep_weekly", "keep_monthly"]
+                    .iter()
+                    .any(|k| t.contains_key(*k))
+            });
+        let base = if any_keep {
+            Policy::default()
+        } else {
+            DEFAULT_POLICY
+        };
+        let default_policy = policy(src, "minio_backup", base)?;
+        let mut sets = Vec::new();
+        if let Some(url) = src.secret("minio_backup.database_url", "BACKUP_DATABASE_URL")? {
+            sets.push(SetConfig {
+                name: "postgres".into(),
+                kind: SetKind::Postgres { url },
+                policy: default_policy,
+            });
+        }
+        if let Some(dirs) = src.raw("minio_backup.dirs", "BACKUP_DIRS") {
+            for item in dirs.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let (name, path) = item
+                    .split_once('=')
+                    .ok_or_else(|| invalid("BACKUP_DIRS", format!("{item:?} is not name=/path")))?;
+                let path = PathBuf::from(path.trim());
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        "BACKUP_DIRS",
+                        format!("{}: the path must be absolute", name.trim()),
+                    ));
+                }
+                sets.push(SetConfig {
+                    name: name.trim().to_owned(),
+                    kind: SetKind::Dir { path },
+                    policy: default_policy,
+                });
+            }
+        }
+        if let Some(table) = src.table("minio_backup.sets") {
+            let mut names: Vec<&String> = table.keys().collect();
+            names.sort();
+            for name in names {
+                let key = format!("minio_backup.sets.{name}");
+                let kind = match src.raw(&format!("{key}.kind"), "").as_deref() {
+                    Some("postgres") => SetKind::Postgres {
+                        url: src.secret(&format!("{key}.url"), "")?.ok_or_else(|| {
+                            invalid(&key, "a postgres set needs url (or url_file)")
+                        })?,
+                    },
+                    Some("dir") => {
+                        let path: PathBuf = src
+                            .get(&format!("{key}.path"), "")?
+                            .ok_or_else(|| invalid(&key, "a dir set needs path"))?;
+                        if !path.is_absolute() {
+                            return Err(invalid(&key, "path must be absolute"));
+                        }
+                        SetKind::Dir { path }
+                    }
+                    Some("hub") => SetKind::HubStore,
+                    other => {
+                        return Err(invalid(
+                            &key,
+                            format!("kind must be postgres, dir or hub, not {other:?}"),
+                        ));
+                    }
+                };
+                sets.push(SetConfig {
+                    name: name.clone(),
+                    kind,
+                    policy: policy(src, &key, default_policy)?,
+                });
+            }
+        }
+        if sets.is_empty() {
+            sets.push(SetConfig {
+                name: "hub".into(),
+                kind: SetKind::HubStore,
+                policy: default_policy,
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &sets {
+            if !valid_name(&s.name) {
+                return Err(invalid(
+                    "BACKUP_DIRS / [minio_backup.sets]",
+                    format!("set name {:?} is not [a-z0-9_-]{{1,64}}", s.name),
+                ));
+            }
+            if !seen.insert(s.name.clone()) {
+                return Err(invalid(
+                    "BACKUP_DIRS / [minio_backup.sets]",
+                    format!("set {:?} is declared twice", s.name),
+                ));
+            }
+        }
+        let target = match src.raw("minio_backup.s3_endpoint", "BACKUP_S3_ENDPOINT") {
+            Some(endpoint) => {
+                url::Url::parse(&endpoint)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| invalid("BACKUP_S3_ENDPOINT", "must be an http(s):// URL"))?;
+                let required = |key: &str, env: &str| {
+                    src.raw(key, env)
+                        .ok_or_else(|| invalid(env, "is required with BACKUP_S3_ENDPOINT"))
+                };
+                TargetConfig::S3(S3Config {
+                    endpoint,
+                    bucket: required("minio_backup.s3_bucket", "BACKUP_S3_BUCKET")?,
+                    prefix: src
+                        .raw("minio_backup.s3_prefix", "BACKUP_S3_PREFIX")
+                        .unwrap_or_default()
+                        .trim_matches('/')
+                        .to_owned(),
+                    region: src
+                        .raw("minio_backup.s3_region", "BACKUP_S3_REGION")
+                        .unwrap_or_else(|| "us-east-1".into()),
+                    access_key_id: required(
+                        "minio_backup.s3_access_key_id",
+                        "BACKUP_S3_ACCESS_KEY_ID",
+                    )?,
+                    secret_access_key: src
+                        .secret(
+                            "minio_backup.s3_secret_access_key",
+                            "BACKUP_S3_SECRET_ACCESS_KEY",
+                        )?
+                        .ok_or_else(|| {
+                            invalid(
+                                "BACKUP_S3_SECRET_ACCESS_KEY",
+                                "is required with BACKUP_S3_ENDPOINT",
+                            )
+                        })?,
+                })
+            }
+            None => TargetConfig::Local {
+                dir: src
+                    .get("minio_backup.local_dir", "BACKUP_LOCAL_DIR")?
+                    .unwrap_or_else(|| data_dir.join("backups")),
+            },
+        };
+        Ok(Self {
+            sets,
+            target,
+            verify_readback: src.get_or("minio_backup.verify", "BACKUP_VERIFY", true)?,
+            pg_dump: src.get_or("minio_backup.pg_dump", "BACKUP_PG_DUMP", "pg_dump".into())?,
+            pg_restore: src.get_or(
+                "minio_backup.pg_restore",
+                "BACKUP_PG_RESTORE",
+                "pg_restore".into(),
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(env: &[(&str, &str)]) -> Result<BackupConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let src = Source::from_parts(None, env).expect("source");
+        BackupConfig::from_source(&src, std::path::Path::new("/var/lib/hub"))
+    }
+
+    #[test]
+    fn without_settings_the_hub_store_goes_to_the_data_dir() {
+        let cfg = config(&[]).expect("valid");
+        assert_eq!(cfg.sets.len(), 1);
+        assert!(matches!(cfg.sets[0].kind, SetKind::HubStore));
+        assert_eq!(cfg.sets[0].policy, DEFAULT_POLICY);
+        assert!(
+            matches!(&cfg.target, TargetConfig::Local { dir } if dir == std::path::Path::new("/var/lib/hub/backups"))
+        );
+        assert!(cfg.verify_readback);
+    }
+
+    #[test]
+    fn the_simple_cases_come_from_the_environment() {
+        let cfg = config(&[
+            ("BACKUP_DATABASE_URL", "postgres://u:p@db/homelab"),
+            (
+                "BACKUP_DIRS",
+                "grafana=/var/lib/grafana, loki=/var/lib/loki",
+            ),
+            ("BACKUP_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("BACKUP_S3_BUCKET", "backups"),
+            ("BACKUP_S3_PREFIX", "/homelab/"),
+            ("BACKUP_S3_ACCESS_KEY_ID", "AKIA"),
+            ("BACKUP_S3_SECRET_ACCESS_KEY", "secret"),
+            ("BACKUP_KEEP_DAILY", "7"),
+            ("BACKUP_KEEP_MONTHLY", "6"),
+        ])
+        .expect("valid");
+        let names: Vec<&str> = cfg.sets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["postgres", "grafana", "loki"]);
+        assert_eq!(
+            cfg.sets[2].policy,
+            Policy {
+                keep_daily: 7,
+                keep_monthly: 6,
+                ..Policy::default()
+            }
+        );
+        let TargetConfig::S3(s3) = &cfg.target else {
+            panic!("S3 target")
+        };
+        assert_eq!(
+            (s3.prefix.as_str(), s3.region.as_str()),
+            ("homelab", "us-east-1")
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        for (env, setting) in [
+            (vec![("BACKUP_DIRS", "grafana")], "BACKUP_DIRS"),
+            (vec![("BACKUP_DIRS", "g=relative/path")], "BACKUP_DIRS"),
+            (vec![("BACKUP_DIRS", "Bad Name=/x")], "set name"),
+            (vec![("BACKUP_DIRS", "a=/x,a=/y")], "twice"),
+            (
+                vec![("BACKUP_S3_ENDPOINT", "minio:9000")],
+                "BACKUP_S3_ENDPOINT",
+            ),
+            (
+                vec![("BACKUP_S3_ENDPOINT", "http://minio:9000")],
+                "BACKUP_S3_BUCKET",
+            ),
+            (vec![("BACKUP_KEEP_LAST", "-1")], "BACKUP_KEEP_LAST"),
+            (
+                vec![("BACKUP_AGE_RECIPIENTS", "age1xyz")],
+                "BACKUP_AGE_RECIPIENTS",
+            ),
+        ] {
+            let err = config(&env).expect_err("invalid").to_string();
+            assert!(err.contains(setting), "{env:?}: {err}");
+        }
+    }
+}
