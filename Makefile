@@ -89,10 +89,11 @@ lambda-functions: ## Print the functions make lambda-build packages (one per fun
 	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
-bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop
+bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone
 	scripts/bench-gateway.sh
 	scripts/bench-metrics.sh
 	cargo bench -p reading-sync --bench sync
+	scripts/bench-backup.sh
 
 # cargo fuzz on nightly, one target at a time, each for FUZZ_RUNS executions. Inputs found are
 # kept in fuzz/corpus/<target> (ignored by git), crashes in fuzz/artifacts/<target>; the seeds in

@@ -42,6 +42,39 @@ async fn the_routes_run_and_list_backups_and_each_run_is_recorded() {
     assert_eq!(body["status"], "success", "{body}");
     let key = body["sets"][0]["key"].as_str().expect("key").to_owned();
 
+    // The gauges and the status page say when and how big.
+    let metrics = app.metrics_text().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("hub_backup_last_success_timestamp_seconds{set=\"notes\"}"))
+        .unwrap_or_else(|| panic!("no backup gauge in {metrics}"));
+    let at: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    assert!(
+        (chrono::Utc::now().timestamp() as f64 - at).abs() < 120.0,
+        "{line}"
+    );
+    assert!(
+        metrics.contains("hub_backup_bytes{set=\"notes\"}"),
+        "{metrics}"
+    );
+    let page = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("<h2>Backups</h2>") && page.contains("<td>notes</td>"),
+        "{page}"
+    );
+
     let (status, list) = app.get_json("/api/backup").await;
     assert_eq!(status, 200);
     assert_eq!(list["sets"][0]["set"], "notes");

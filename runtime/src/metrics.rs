@@ -39,6 +39,11 @@ struct SkipLabels {
     reason: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SetLabels {
+    set: String,
+}
+
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
 /// The OpenTelemetry side of each instrument.
@@ -52,6 +57,8 @@ struct Otel {
     skips: opentelemetry::metrics::Counter<u64>,
     connections_open: opentelemetry::metrics::UpDownCounter<i64>,
     connections_refused: opentelemetry::metrics::Counter<u64>,
+    backup_last_success: opentelemetry::metrics::Gauge<f64>,
+    backup_bytes: opentelemetry::metrics::Gauge<i64>,
 }
 
 impl Otel {
@@ -92,6 +99,14 @@ impl Otel {
                 .u64_counter("hub_http_connections_refused")
                 .with_description("HTTP connections refused because the connection cap was reached")
                 .build(),
+            backup_last_success: m
+                .f64_gauge("hub_backup_last_success_timestamp_seconds")
+                .with_description("Unix time of the newest good backup, by backup set")
+                .build(),
+            backup_bytes: m
+                .i64_gauge("hub_backup_bytes")
+                .with_description("Size of the newest good backup, by backup set")
+                .build(),
         }
     }
 }
@@ -110,6 +125,9 @@ struct Inner {
     http: Family<HttpLabels, Counter>,
     last_success: Family<FunctionLabels, Gauge<f64, AtomicU64>>,
     skips: Family<SkipLabels, Counter>,
+    /// minio-backup's: per backup set, the time and size of the newest good backup.
+    backup_last_success: Family<SetLabels, Gauge<f64, AtomicU64>>,
+    backup_bytes: Family<SetLabels, Gauge>,
     connections_open: Gauge,
     connections_refused: Counter,
 }
@@ -134,6 +152,18 @@ impl Default for Metrics {
         let http = Family::<HttpLabels, Counter>::default();
         let last_success = Family::<FunctionLabels, Gauge<f64, AtomicU64>>::default();
         let skips = Family::<SkipLabels, Counter>::default();
+        let backup_last_success = Family::<SetLabels, Gauge<f64, AtomicU64>>::default();
+        let backup_bytes = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "Unix time of the newest good backup, by backup set",
+            backup_last_success.clone(),
+        );
+        registry.register(
+            "backup_bytes",
+            "Size of the newest good backup, by backup set",
+            backup_bytes.clone(),
+        );
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
         registry.register(
@@ -182,6 +212,8 @@ impl Default for Metrics {
                 http,
                 last_success,
                 skips,
+                backup_last_success,
+                backup_bytes,
                 connections_open,
                 connections_refused,
             }),
@@ -284,6 +316,24 @@ impl Metrics {
     pub fn connection_refused(&self) {
         self.inner.connections_refused.inc();
         self.inner.otel.connections_refused.add(1, &[]);
+    }
+
+    /// The newest good backup of `set` (minio-backup), finished at `at` (Unix seconds).
+    pub fn backup_stored(&self, set: &str, bytes: u64, at: f64) {
+        let l = SetLabels {
+            set: set.to_owned(),
+        };
+        self.inner.backup_last_success.get_or_create(&l).set(at);
+        self.inner
+            .backup_bytes
+            .get_or_create(&l)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        let f = [kv("set", set)];
+        self.inner.otel.backup_last_success.record(at, &f);
+        self.inner
+            .otel
+            .backup_bytes
+            .record(i64::try_from(bytes).unwrap_or(i64::MAX), &f);
     }
 
     pub fn scheduler_skip(&self, function: &str, reason: &str) {

@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod manifest;
+mod panel;
 pub mod restore;
 pub mod retention;
 mod routes;
@@ -143,6 +144,7 @@ struct Inner {
     shutdown: CancellationToken,
     on_lambda: bool,
     tasks: tokio_util::task::TaskTracker,
+    metrics: hub_runtime::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Backup {
@@ -167,6 +169,7 @@ impl Backup {
                 shutdown: ctx.shutdown.clone(),
                 on_lambda: ctx.http_trigger == Trigger::Lambda,
                 tasks: ctx.tasks.clone(),
+                metrics: ctx.runs.metrics().clone(),
             }),
         })
     }
@@ -278,6 +281,29 @@ impl Function for Backup {
 
     fn schedule(&self) -> Option<&str> {
         Some(DEFAULT_SCHEDULE)
+    }
+
+    /// The backup gauges from what is stored, so they say the truth from the first scrape
+    /// after a restart (0 for a set without a good backup yet).
+    fn start(&self) -> BoxFuture<'_, ()> {
+        async move {
+            for set in self.set_names() {
+                match self.good_backups(&set).await {
+                    Ok(good) => {
+                        let (bytes, at) = good.last().map_or((0, 0.0), |g| {
+                            (g.manifest.size, g.manifest.finished_at.timestamp() as f64)
+                        });
+                        self.inner.metrics.backup_stored(&set, bytes, at);
+                    }
+                    Err(e) => tracing::warn!(set = %set, error = %e, "cannot list stored backups"),
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn status_panel(&self) -> BoxFuture<'_, Option<String>> {
+        async move { Some(panel::render(self).await) }.boxed()
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), String>> {

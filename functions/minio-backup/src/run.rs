@@ -112,6 +112,9 @@ impl Backup {
             .put(&manifest::manifest_key(&key), text)
             .await
             .map_err(BackupError::Target)?;
+        self.inner
+            .metrics
+            .backup_stored(&set.name, size, finished.timestamp() as f64);
         for changed in &notes.changed {
             tracing::warn!(set = %set.name, file = %changed, "file changed while it was read");
         }
