@@ -450,3 +450,32 @@ async fn a_full_or_read_only_local_target_fails_clearly_and_leaves_nothing() {
         assert!(walk(&target).is_empty());
     }
 }
+
+#[tokio::test]
+async fn on_lambda_sets_that_need_this_hosts_files_are_refused_and_s3_dumps_run() {
+    let (garage, db) = (GarageServer::start(), source_db().await);
+    let tree = TempDir::new().expect("tree");
+    write_tree(tree.path());
+    let env = Env::s3(&garage)
+        .set("BACKUP_DATABASE_URL", &db.url)
+        .set("BACKUP_DIRS", format!("grafana={}", tree.path().display()));
+    let b = env
+        .built_for(hub_runtime::Trigger::Lambda)
+        .await
+        .expect("config");
+    let results = common::run(&b).await;
+    let by_set: std::collections::HashMap<_, _> = results.into_iter().collect();
+    assert!(by_set["postgres"].is_ok(), "{:?}", by_set["postgres"]);
+    assert!(
+        matches!(&by_set["grafana"], Err(BackupError::NotHere(m)) if m.contains("this host's files")),
+        "{:?}",
+        by_set["grafana"]
+    );
+    // A local target cannot work there at all.
+    let local = Env::new().set("BACKUP_DATABASE_URL", &db.url);
+    let b = local
+        .built_for(hub_runtime::Trigger::Lambda)
+        .await
+        .expect("config");
+    assert!(matches!(run_one(&b).await, Err(BackupError::NotHere(_))));
+}

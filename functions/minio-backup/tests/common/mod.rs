@@ -49,10 +49,15 @@ impl Env {
     }
 
     pub async fn try_backup(&self) -> Result<Backup, hub_runtime::ConfigError> {
+        self.built_for(Trigger::Cli).await
+    }
+
+    /// As a Lambda binary builds it (`Trigger::Lambda` for its HTTP requests).
+    pub async fn built_for(&self, trigger: Trigger) -> Result<Backup, hub_runtime::ConfigError> {
         let source = Source::from_parts(None, self.settings.clone()).expect("source");
         let hub = HubConfig::from_source(&source).expect("hub config");
         let store = Store::connect(&hub).await.expect("store");
-        Backup::from_context(&Context::new(source, hub, store, Trigger::Cli))
+        Backup::from_context(&Context::new(source, hub, store, trigger))
     }
 }
 
