@@ -1,13 +1,17 @@
-//! `hub-gateway backup …`: minio-backup's stored backups from the command line. Results are
-//! JSON on stdout; exit 0 when all is well, 1 when a backup fails its check or a restore
-//! fails, 2 on bad usage (an unknown set, a bad time).
+//! `hub-gateway backup …`: minio-backup from the command line. Results are JSON on stdout,
+//! progress on a terminal's stderr; exit 0 when all is well, 1 when a backup, its check or a
+//! restore fails, 2 on bad usage (an unknown set, a bad time).
 
 use crate::app::Gateway;
 use crate::cli::BackupAction;
+use crate::progress;
+use hub_runtime::Trigger;
 use minio_backup::restore::RestoreTo;
+use minio_backup::target::Progress;
 use minio_backup::{Backup, BackupError};
 use serde_json::json;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn fail(message: &str, code: u8) -> ExitCode {
     eprintln!("hub-gateway backup: {message}");
@@ -40,6 +44,32 @@ pub async fn run(gateway: &Gateway, action: BackupAction) -> ExitCode {
         }
     };
     match action {
+        BackupAction::Run { set } => {
+            if let Err(code) = sets(&set) {
+                return code;
+            }
+            let (report, finish) = progress::per_set();
+            let ran = gateway
+                .ctx
+                .runs
+                .track(
+                    minio_backup::NAME,
+                    Trigger::Cli,
+                    backup.run_report(set.as_deref(), &report),
+                )
+                .await;
+            finish();
+            match ran {
+                Ok(r) => {
+                    println!("{}", json!({"status": "success", "summary": r.summary}));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{}", json!({"status": "failure", "summary": e.to_string()}));
+                    fail(&e.to_string(), 1)
+                }
+            }
+        }
         BackupAction::List { set } => {
             let names = match sets(&set) {
                 Ok(n) => n,
@@ -102,7 +132,17 @@ pub async fn run(gateway: &Gateway, action: BackupAction) -> ExitCode {
                 Ok(g) => g,
                 Err(e) => return failed(&e),
             };
-            match backup.restore(&good, &to).await {
+            let size = good.manifest.size;
+            let (check, copy) = (
+                progress::bar("check", Some(size)),
+                progress::bar("restore", Some(size)),
+            );
+            let restored = backup
+                .restore(&good, &to, reporting(&check), reporting(&copy))
+                .await;
+            check.finish();
+            copy.finish();
+            match restored {
                 Ok(done) => {
                     println!(
                         "{}",
@@ -114,4 +154,9 @@ pub async fn run(gateway: &Gateway, action: BackupAction) -> ExitCode {
             }
         }
     }
+}
+
+fn reporting(bar: &indicatif::ProgressBar) -> Progress {
+    let bar = bar.clone();
+    Arc::new(move |bytes| bar.set_position(bytes))
 }

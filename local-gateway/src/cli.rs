@@ -111,8 +111,7 @@ pub enum Command {
     },
     /// List the functions with their routes, schedule and whether they are configured.
     Functions,
-    /// minio-backup's backups: list, verify and restore what is stored (`invoke minio-backup`
-    /// takes one).
+    /// minio-backup's backups: take one, list, verify and restore what is stored.
     Backup {
         #[command(subcommand)]
         action: BackupAction,
@@ -121,6 +120,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BackupAction {
+    /// Back up SET (or every set) now, recorded as a run (trigger "cli"): each set streamed to
+    /// the target, checked and kept under the retention policy. Progress on a terminal; the
+    /// outcome as JSON on stdout. Exits 0 when every set succeeded, 1 otherwise.
+    Run { set: Option<String> },
     /// Good backups (those with a manifest) of SET, or of every set, newest first, as JSON.
     List { set: Option<String> },
     /// Re-read every good backup of SET (or of every set) and compare its size and SHA-256 with

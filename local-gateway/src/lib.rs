@@ -24,6 +24,7 @@ pub mod app;
 pub mod backup_cli;
 pub mod cli;
 pub mod pages;
+pub mod progress;
 pub mod scheduler;
 pub mod server;
 

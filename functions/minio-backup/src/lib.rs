@@ -230,6 +230,24 @@ impl Backup {
         }
         Ok(results)
     }
+
+    /// [`Backup::run_sets`] as a run's report: success only when every set succeeded.
+    pub async fn run_report(
+        &self,
+        only: Option<&str>,
+        progress: &(dyn Fn(&str, u64) + Send + Sync),
+    ) -> Result<Report, InvokeError> {
+        let results = self.run_sets(only, progress).await.map_err(|e| match e {
+            BackupError::UnknownSet(_) => InvokeError::BadInput(e.to_string()),
+            other => InvokeError::Failed(other.to_string()),
+        })?;
+        let (ok, _, summary) = outcome(&results);
+        if ok {
+            Ok(Report::success(summary))
+        } else {
+            Err(InvokeError::Failed(summary))
+        }
+    }
 }
 
 /// The set an invocation or a request asks for: `{"set": NAME}`, or every set.
@@ -326,19 +344,7 @@ impl Function for Backup {
     ) -> BoxFuture<'_, Result<Report, InvokeError>> {
         async move {
             let only = requested_set(&input).map_err(|e| InvokeError::BadInput(e.into()))?;
-            let results =
-                self.run_sets(only.as_deref(), &|_, _| {})
-                    .await
-                    .map_err(|e| match e {
-                        BackupError::UnknownSet(_) => InvokeError::BadInput(e.to_string()),
-                        other => InvokeError::Failed(other.to_string()),
-                    })?;
-            let (ok, _, summary) = outcome(&results);
-            if ok {
-                Ok(Report::success(summary))
-            } else {
-                Err(InvokeError::Failed(summary))
-            }
+            self.run_report(only.as_deref(), &|_, _| {}).await
         }
         .boxed()
     }

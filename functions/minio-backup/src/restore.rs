@@ -3,6 +3,7 @@
 //! against the manifest's SHA-256 first; nothing is restored from a backup that fails it.
 
 use crate::manifest::Manifest;
+use crate::target::{Progress, counting};
 use crate::{Backup, BackupError, Good};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -39,10 +40,17 @@ impl Backup {
             })
     }
 
-    /// Restores `good` to `to`; returns what was restored, for the operator.
-    pub async fn restore(&self, good: &Good, to: &RestoreTo) -> Result<String, BackupError> {
+    /// Restores `good` to `to`; returns what was restored, for the operator. `check` and
+    /// `copy` are told the bytes read so far by the SHA-256 check and by the restore.
+    pub async fn restore(
+        &self,
+        good: &Good,
+        to: &RestoreTo,
+        check: Progress,
+        copy: Progress,
+    ) -> Result<String, BackupError> {
         let m = &good.manifest;
-        let (n, hash) = self.target().sha256(&m.key).await?;
+        let (n, hash) = self.target().sha256_reporting(&m.key, check).await?;
         if n != m.size || hash != m.sha256 {
             return Err(BackupError::Verify(format!(
                 "{}: {n} bytes hashing {hash}; the manifest says {} bytes hashing {}",
@@ -50,8 +58,8 @@ impl Backup {
             )));
         }
         match (m.key.rsplit_once('.').map(|(_, e)| e), to) {
-            (Some("dump"), RestoreTo::Database(name)) => self.to_database(m, name).await,
-            (Some("zst"), RestoreTo::Dir(dir)) => self.to_dir(m, dir).await,
+            (Some("dump"), RestoreTo::Database(name)) => self.to_database(m, name, copy).await,
+            (Some("zst"), RestoreTo::Dir(dir)) => self.to_dir(m, dir, copy).await,
             (Some("dump"), RestoreTo::Dir(_)) => Err(failed(
                 "a pg_dump backup restores into a database: use --to-database NAME",
             )),
@@ -76,7 +84,12 @@ impl Backup {
         }
     }
 
-    async fn to_database(&self, m: &Manifest, name: &str) -> Result<String, BackupError> {
+    async fn to_database(
+        &self,
+        m: &Manifest,
+        name: &str,
+        progress: Progress,
+    ) -> Result<String, BackupError> {
         let valid = !name.is_empty()
             && name.len() <= 63
             && name
@@ -130,7 +143,7 @@ impl Backup {
             .stdin
             .take()
             .ok_or_else(|| failed("pg_restore has no stdin"))?;
-        let mut object = self.target().get(&m.key).await?;
+        let mut object = counting(self.target().get(&m.key).await?, progress);
         let copied = tokio::io::copy(&mut object, &mut stdin).await;
         drop(stdin);
         let out = child.wait_with_output().await.map_err(failed)?;
@@ -147,7 +160,12 @@ impl Backup {
         Ok(format!("{} restored into database {name}", m.key))
     }
 
-    async fn to_dir(&self, m: &Manifest, dir: &Path) -> Result<String, BackupError> {
+    async fn to_dir(
+        &self,
+        m: &Manifest,
+        dir: &Path,
+        progress: Progress,
+    ) -> Result<String, BackupError> {
         match std::fs::read_dir(dir).map(|mut e| e.next().is_some()) {
             Ok(true) => {
                 return Err(failed(format!(
@@ -162,7 +180,7 @@ impl Backup {
             }
             Err(e) => return Err(failed(format!("{}: {e}", dir.display()))),
         }
-        let object = self.target().get(&m.key).await?;
+        let object = counting(self.target().get(&m.key).await?, progress);
         let bridge = SyncIoBridge::new(object);
         let (dir, tar) = (dir.to_path_buf(), m.key.ends_with(".tar.zst"));
         let target = dir.clone();

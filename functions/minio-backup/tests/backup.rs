@@ -12,6 +12,10 @@ use sqlx::Connection;
 use std::path::Path;
 use tempfile::TempDir;
 
+fn quiet() -> minio_backup::target::Progress {
+    std::sync::Arc::new(|_| {})
+}
+
 /// A database with two tables and 100,000 rows.
 async fn source_db() -> TestDb {
     let db = TestDb::create().await;
@@ -83,9 +87,14 @@ async fn a_database_goes_to_s3_and_comes_back_the_same() {
 
     let name = format!("restored_{}", uuid::Uuid::new_v4().simple());
     let picked = b.pick("postgres", None).await.expect("pick");
-    b.restore(&picked, &RestoreTo::Database(name.clone()))
-        .await
-        .expect("restore");
+    b.restore(
+        &picked,
+        &RestoreTo::Database(name.clone()),
+        quiet(),
+        quiet(),
+    )
+    .await
+    .expect("restore");
     let restored = db
         .url
         .replace(db.url.rsplit('/').next().expect("name"), &name);
@@ -97,7 +106,14 @@ async fn a_database_goes_to_s3_and_comes_back_the_same() {
         );
     }
     // A second restore into the same name changes nothing and says why.
-    let again = b.restore(&picked, &RestoreTo::Database(name.clone())).await;
+    let again = b
+        .restore(
+            &picked,
+            &RestoreTo::Database(name.clone()),
+            quiet(),
+            quiet(),
+        )
+        .await;
     assert!(
         matches!(&again, Err(BackupError::Restore(m)) if m.contains("exists")),
         "{again:?}"
@@ -129,7 +145,7 @@ async fn a_directory_goes_to_the_local_target_and_comes_back_the_same() {
     let out = TempDir::new().expect("out");
     let into = out.path().join("restored");
     let good = b.pick("grafana", None).await.expect("pick");
-    b.restore(&good, &RestoreTo::Dir(into.clone()))
+    b.restore(&good, &RestoreTo::Dir(into.clone()), quiet(), quiet())
         .await
         .expect("restore");
     for f in ["grafana.db", "sub/a.txt", "sub/deeper/b.json"] {
@@ -144,7 +160,9 @@ async fn a_directory_goes_to_the_local_target_and_comes_back_the_same() {
         Path::new("sub/a.txt")
     );
     // Not into a directory that holds something.
-    let again = b.restore(&good, &RestoreTo::Dir(into)).await;
+    let again = b
+        .restore(&good, &RestoreTo::Dir(into), quiet(), quiet())
+        .await;
     assert!(
         matches!(&again, Err(BackupError::Restore(m)) if m.contains("not empty")),
         "{again:?}"
@@ -263,7 +281,12 @@ async fn a_corrupted_object_is_named_by_verify_and_never_restored() {
     let good = b.pick("grafana", None).await.expect("pick");
     let out = TempDir::new().expect("out");
     let restored = b
-        .restore(&good, &RestoreTo::Dir(out.path().join("r")))
+        .restore(
+            &good,
+            &RestoreTo::Dir(out.path().join("r")),
+            quiet(),
+            quiet(),
+        )
         .await;
     assert!(
         matches!(restored, Err(BackupError::Verify(_))),
@@ -381,9 +404,14 @@ async fn without_settings_the_embedded_store_is_backed_up_locally() {
     );
     let out = TempDir::new().expect("out");
     let good = b.pick("hub", None).await.expect("pick");
-    b.restore(&good, &RestoreTo::Dir(out.path().to_path_buf()))
-        .await
-        .expect("restore");
+    b.restore(
+        &good,
+        &RestoreTo::Dir(out.path().to_path_buf()),
+        quiet(),
+        quiet(),
+    )
+    .await
+    .expect("restore");
     let url = format!("sqlite://{}", out.path().join("hub.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url)
         .await

@@ -9,9 +9,43 @@ use crate::config::TargetConfig;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
+/// Told the bytes moved so far (progress bars on a terminal).
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// `reader`, telling `progress` how many bytes went through it.
+pub fn counting(reader: Reader, progress: Progress) -> Reader {
+    Box::pin(Counting {
+        inner: reader,
+        count: 0,
+        progress,
+    })
+}
+
+struct Counting {
+    inner: Reader,
+    count: u64,
+    progress: Progress,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = self.inner.as_mut().poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &polled {
+            self.count += (buf.filled().len() - before) as u64;
+            (self.progress)(self.count);
+        }
+        polled
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -165,7 +199,16 @@ impl Target {
 
     /// The SHA-256 of what is stored at `key`, read back whole (streamed).
     pub async fn sha256(&self, key: &str) -> Result<(u64, String), TargetError> {
-        let mut reader = Hashing::new(self.get(key).await?);
+        self.sha256_reporting(key, Arc::new(|_| {})).await
+    }
+
+    /// [`Target::sha256`], telling `progress` the bytes read so far.
+    pub async fn sha256_reporting(
+        &self,
+        key: &str,
+        progress: Progress,
+    ) -> Result<(u64, String), TargetError> {
+        let mut reader = Hashing::new(counting(self.get(key).await?, progress));
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = reader
