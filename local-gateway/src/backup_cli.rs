@@ -5,7 +5,7 @@
 use crate::app::Gateway;
 use crate::cli::BackupAction;
 use crate::progress;
-use hub_runtime::Trigger;
+use hub_runtime::{InvokeError, Report, Trigger};
 use minio_backup::restore::RestoreTo;
 use minio_backup::target::Progress;
 use minio_backup::{Backup, BackupError};
@@ -55,20 +55,32 @@ pub async fn run(gateway: &Gateway, action: BackupAction) -> ExitCode {
                 .track(
                     minio_backup::NAME,
                     Trigger::Cli,
-                    backup.run_report(set.as_deref(), &report),
+                    backup.run_report(set.as_deref(), false, &report),
                 )
                 .await;
             finish();
-            match ran {
-                Ok(r) => {
-                    println!("{}", json!({"status": "success", "summary": r.summary}));
-                    ExitCode::SUCCESS
+            outcome_of(ran)
+        }
+        BackupAction::Drill { set } => {
+            let names = match set {
+                Some(s) => match sets(&Some(s)) {
+                    Ok(n) => n,
+                    Err(code) => return code,
+                },
+                None => backup.drill_sets(),
+            };
+            let drill = async {
+                match backup.drill_report(&names).await {
+                    (true, summary) => Ok(Report::success(summary)),
+                    (false, summary) => Err(InvokeError::Failed(summary)),
                 }
-                Err(e) => {
-                    println!("{}", json!({"status": "failure", "summary": e.to_string()}));
-                    fail(&e.to_string(), 1)
-                }
-            }
+            };
+            let ran = gateway
+                .ctx
+                .runs
+                .track(minio_backup::NAME, Trigger::Cli, drill)
+                .await;
+            outcome_of(ran)
         }
         BackupAction::List { set } => {
             let names = match sets(&set) {
@@ -159,4 +171,18 @@ pub async fn run(gateway: &Gateway, action: BackupAction) -> ExitCode {
 fn reporting(bar: &indicatif::ProgressBar) -> Progress {
     let bar = bar.clone();
     Arc::new(move |bytes| bar.set_position(bytes))
+}
+
+/// A run's outcome as JSON on stdout, and its exit code.
+fn outcome_of(ran: Result<Report, InvokeError>) -> ExitCode {
+    match ran {
+        Ok(r) => {
+            println!("{}", json!({"status": "success", "summary": r.summary}));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{}", json!({"status": "failure", "summary": e.to_string()}));
+            fail(&e.to_string(), 1)
+        }
+    }
 }

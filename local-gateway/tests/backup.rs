@@ -169,3 +169,79 @@ async fn list_verify_and_restore_from_the_command_line() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} / {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn backup_run_and_drill_from_the_command_line_are_recorded_as_runs() {
+    let (setup, _tree) = setup().await;
+    let db = common::TestDb::create().await;
+    sqlx::raw_sql(
+        "CREATE TABLE readings (id INT PRIMARY KEY); INSERT INTO readings SELECT generate_series(1, 250);",
+    )
+    .execute(&mut <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.expect("connect"))
+    .await
+    .expect("fill");
+    let setup = setup.set("BACKUP_DATABASE_URL", &db.url);
+
+    let out = backup_cmd(&setup, &["run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = stdout_json(&out);
+    assert_eq!(done["status"], "success", "{done}");
+    let summary = done["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("notes:") && summary.contains("postgres:"),
+        "{summary}"
+    );
+    // Not a terminal: no progress bar in what a script or a log would capture.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("B/s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = backup_cmd(&setup, &["drill"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drilled = stdout_json(&out);
+    let summary = drilled["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("drill postgres:") && summary.contains("1 table, 250 rows"),
+        "{summary}"
+    );
+    // A directory set cannot be drilled: exit 1 with the reason.
+    let out = backup_cmd(&setup, &["drill", "notes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout_json(&out)["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("pg_dump backups only"))
+    );
+    assert_eq!(backup_cmd(&setup, &["run", "nope"]).status.code(), Some(2));
+
+    // Both went into the run history as the CLI's.
+    let app = TestApp::spawn(&setup).await;
+    let runs = app.runs("minio-backup").await;
+    let cli: Vec<_> = runs.iter().filter(|r| r["trigger"] == "cli").collect();
+    assert!(
+        cli.iter().filter(|r| r["outcome"] == "success").count() >= 2
+            && cli.iter().any(|r| r["outcome"] == "failure"),
+        "{runs:?}"
+    );
+    app.stop().await;
+}
