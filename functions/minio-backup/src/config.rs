@@ -1,5 +1,13 @@
-//! Settings of minio-backup, checked once at start: the backup sets, the target, retention.
+//! Settings of minio-backup, checked once at start: the backup sets, the target, retention,
+//! encryption.
+//!
+//! Encryption: `BACKUP_AGE_RECIPIENTS` (`age1…,age1…`, age X25519 public keys) encrypts every
+//! set's backups to those keys, for a bucket off-site; a set in `hub.toml` may name its own
+//! `age_recipients` (a comma-separated string or an array), which replace the default.
+//! `BACKUP_AGE_IDENTITY_FILE` names an age identity file (as `age-keygen` writes it), read
+//! only by a restore of an encrypted backup: backing up needs no secret key.
 
+use crate::encrypt::Recipients;
 use crate::retention::Policy;
 use hub_runtime::{ConfigError, Source};
 use secrecy::SecretString;
@@ -23,6 +31,9 @@ pub struct SetConfig {
     pub name: String,
     pub kind: SetKind,
     pub policy: Policy,
+    /// Encrypt this set's backups to these keys (`BACKUP_AGE_RECIPIENTS`, or the set's
+    /// `age_recipients`); `None`: stored as produced.
+    pub encrypt_to: Option<Recipients>,
 }
 
 /// Where backups go.
@@ -56,6 +67,10 @@ pub struct BackupConfig {
     /// least as new as the server, which may not be the one on `PATH`.
     pub pg_dump: PathBuf,
     pub pg_restore: PathBuf,
+    /// The age identity file a restore of an encrypted backup decrypts with
+    /// (`BACKUP_AGE_IDENTITY_FILE`); read only then, so a host that only backs up need not
+    /// hold the secret key.
+    pub age_identity_file: Option<PathBuf>,
 }
 
 fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
@@ -91,6 +106,36 @@ fn policy(src: &Source, key: &str, fallback: Policy) -> Result<Policy, ConfigErr
     })
 }
 
+/// The age recipients `key` (or `env`) names: a comma-separated string, or in `hub.toml` also
+/// an array of strings. The error names the setting, never a value (it may be a secret key
+/// pasted in the wrong place).
+fn recipients(src: &Source, key: &str, env: &str) -> Result<Option<Recipients>, ConfigError> {
+    let setting = if env.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{env} ({key})")
+    };
+    let (parent, name) = key.rsplit_once('.').unwrap_or(("", key));
+    let array = src
+        .table(parent)
+        .and_then(|t| t.get(name))
+        .and_then(|v| v.as_array());
+    let parsed = match (src.raw("", env), array) {
+        (Some(text), _) => Recipients::parse(text.split(',')),
+        (None, Some(items)) => {
+            let items: Option<Vec<&str>> = items.iter().map(|v| v.as_str()).collect();
+            let items =
+                items.ok_or_else(|| invalid(&setting, "must list age1… keys as strings"))?;
+            Recipients::parse(items)
+        }
+        (None, None) => match src.raw(key, "") {
+            Some(text) => Recipients::parse(text.split(',')),
+            None => return Ok(None),
+        },
+    };
+    parsed.map(Some).map_err(|e| invalid(&setting, e))
+}
+
 /// Like the system it replaces, which kept seven nightly folders.
 const DEFAULT_POLICY: Policy = Policy {
     keep_last: 7,
@@ -101,18 +146,7 @@ const DEFAULT_POLICY: Policy = Policy {
 
 impl BackupConfig {
     pub fn from_source(src: &Source, data_dir: &std::path::Path) -> Result<Self, ConfigError> {
-        if src
-            .raw("minio_backup.age_recipients", "BACKUP_AGE_RECIPIENTS")
-            .is_some()
-        {
-            // Refused rather than ignored: an operator who asked for encryption must not get
-            // plaintext backups in an off-site bucket.
-            return Err(invalid(
-                "BACKUP_AGE_RECIPIENTS",
-                "client-side encryption is not available in this version; unset it (or keep \
-                 the bucket on-site) until it is",
-            ));
-        }
+        let encrypt_to = recipients(src, "minio_backup.age_recipients", "BACKUP_AGE_RECIPIENTS")?;
         let any_keep = ["LAST", "DAILY", "WEEKLY", "MONTHLY"]
             .iter()
             .any(|k| src.raw("", &format!("BACKUP_KEEP_{k}")).is_some())
@@ -133,6 +167,7 @@ impl BackupConfig {
                 name: "postgres".into(),
                 kind: SetKind::Postgres { url },
                 policy: default_policy,
+                encrypt_to: encrypt_to.clone(),
             });
         }
         if let Some(dirs) = src.raw("minio_backup.dirs", "BACKUP_DIRS") {
@@ -151,6 +186,7 @@ impl BackupConfig {
                     name: name.trim().to_owned(),
                     kind: SetKind::Dir { path },
                     policy: default_policy,
+                    encrypt_to: encrypt_to.clone(),
                 });
             }
         }
@@ -186,6 +222,8 @@ impl BackupConfig {
                     name: name.clone(),
                     kind,
                     policy: policy(src, &key, default_policy)?,
+                    encrypt_to: recipients(src, &format!("{key}.age_recipients"), "")?
+                        .or_else(|| encrypt_to.clone()),
                 });
             }
         }
@@ -194,6 +232,7 @@ impl BackupConfig {
                 name: "hub".into(),
                 kind: SetKind::HubStore,
                 policy: default_policy,
+                encrypt_to: encrypt_to.clone(),
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -265,6 +304,8 @@ impl BackupConfig {
                 "BACKUP_PG_RESTORE",
                 "pg_restore".into(),
             )?,
+            age_identity_file: src
+                .get("minio_backup.age_identity_file", "BACKUP_AGE_IDENTITY_FILE")?,
         })
     }
 }
@@ -273,6 +314,7 @@ impl BackupConfig {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::Path;
 
     fn config(env: &[(&str, &str)]) -> Result<BackupConfig, ConfigError> {
         let env: HashMap<String, String> = env
@@ -355,5 +397,87 @@ mod tests {
             let err = config(&env).expect_err("invalid").to_string();
             assert!(err.contains(setting), "{env:?}: {err}");
         }
+    }
+
+    fn key() -> String {
+        age::x25519::Identity::generate().to_public().to_string()
+    }
+
+    #[test]
+    fn recipients_apply_to_every_set_unless_a_set_names_its_own() {
+        let (a, b, own) = (key(), key(), key());
+        let file = tempfile::NamedTempFile::new().expect("hub.toml");
+        std::fs::write(
+            file.path(),
+            format!(
+                "[minio_backup.sets.loki]\nkind = \"dir\"\npath = \"/var/lib/loki\"\n\
+                 age_recipients = [\"{own}\"]\n\
+                 [minio_backup.sets.tempo]\nkind = \"dir\"\npath = \"/var/lib/tempo\"\n"
+            ),
+        )
+        .expect("write");
+        let env = HashMap::from([
+            (
+                "BACKUP_DIRS".to_owned(),
+                "grafana=/var/lib/grafana".to_owned(),
+            ),
+            ("BACKUP_AGE_RECIPIENTS".to_owned(), format!("{a}, {b}")),
+            (
+                "BACKUP_AGE_IDENTITY_FILE".to_owned(),
+                "/root/backup.key".to_owned(),
+            ),
+        ]);
+        let src = Source::from_parts(Some(file.path()), env).expect("source");
+        let cfg = BackupConfig::from_source(&src, Path::new("/var/lib/hub")).expect("valid");
+        let to: Vec<(&str, Vec<String>)> = cfg
+            .sets
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.encrypt_to.as_ref().map_or_else(Vec::new, |r| r.keys()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            to,
+            [
+                ("grafana", vec![a.clone(), b.clone()]),
+                ("loki", vec![own]),
+                ("tempo", vec![a, b])
+            ]
+        );
+        assert_eq!(
+            cfg.age_identity_file.as_deref(),
+            Some(Path::new("/root/backup.key"))
+        );
+        assert!(config(&[]).expect("valid").sets[0].encrypt_to.is_none());
+    }
+
+    #[test]
+    fn a_bad_recipient_names_the_setting_and_not_the_value() {
+        let secret = age::x25519::Identity::generate().to_string();
+        let secret = age::secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+        for value in [format!("{},age1typo", key()), secret.clone(), " , ".into()] {
+            let err = config(&[("BACKUP_AGE_RECIPIENTS", &value)])
+                .expect_err("invalid")
+                .to_string();
+            assert!(err.contains("BACKUP_AGE_RECIPIENTS"), "{err}");
+            assert!(!err.contains("age1typo") && !err.contains(&secret), "{err}");
+        }
+        let file = tempfile::NamedTempFile::new().expect("hub.toml");
+        std::fs::write(
+            file.path(),
+            "[minio_backup.sets.loki]\nkind = \"dir\"\npath = \"/l\"\nage_recipients = [1]\n",
+        )
+        .expect("write");
+        let src = Source::from_parts(Some(file.path()), HashMap::new()).expect("source");
+        let err = BackupConfig::from_source(&src, Path::new("/var/lib/hub"))
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            err.contains("minio_backup.sets.loki.age_recipients"),
+            "{err}"
+        );
     }
 }

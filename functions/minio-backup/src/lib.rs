@@ -36,6 +36,7 @@
 //! store) or a local target are refused there with a clear message.
 
 pub mod config;
+pub mod encrypt;
 pub mod manifest;
 mod panel;
 pub mod restore;
@@ -86,6 +87,9 @@ minio-backup (schedule 0 0 1 * * *):
                               retention, restic's semantics (default: keep the last 7)
   BACKUP_VERIFY               read each backup back and compare its SHA-256 (default true)
   BACKUP_PG_DUMP, BACKUP_PG_RESTORE  the client tools (default pg_dump, pg_restore on PATH)
+  BACKUP_AGE_RECIPIENTS       age1…,… encrypt each backup to these age public keys (for
+                              off-site buckets); a hub.toml set may name its own age_recipients
+  BACKUP_AGE_IDENTITY_FILE    age identity file (age-keygen) a restore decrypts with
   Without sets, the hub's own store is backed up (set \"hub\").";
 
 /// Why a backup (or a listing, a restore) failed.

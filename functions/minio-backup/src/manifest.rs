@@ -1,6 +1,7 @@
 //! The manifest written beside each backup once its upload completed and checked out: a backup
 //! is "good" only when its manifest exists. Layout under the target's prefix:
-//! `SET/YYYY-MM-DDTHHMMSSZ.<ext>` and `SET/YYYY-MM-DDTHHMMSSZ.manifest.json`.
+//! `SET/YYYY-MM-DDTHHMMSSZ.<ext>` (`<ext>.age` when encrypted) and
+//! `SET/YYYY-MM-DDTHHMMSSZ.manifest.json`.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,18 @@ pub struct Manifest {
     pub skipped: Vec<String>,
     /// Whether the stored bytes were read back and their SHA-256 compared before this was written.
     pub read_back: bool,
+    /// How the stored bytes are encrypted, when they are; `size` and `sha256` are of the
+    /// encrypted bytes, so a check needs no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Encryption {
+    /// `age` (age-encryption.org/v1; the key ends in `.age`).
+    pub scheme: String,
+    /// The public keys (`age1…`) whose identities decrypt it.
+    pub recipients: Vec<String>,
 }
 
 /// The object key of a backup of `set` started at `at`.

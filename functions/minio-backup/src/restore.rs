@@ -1,12 +1,17 @@
 //! Restoring a good backup: a `pg_dump` into a new database with `pg_restore`, a directory tree
 //! or the embedded store's copy into a new (or empty) directory. The stored bytes are checked
-//! against the manifest's SHA-256 first; nothing is restored from a backup that fails it.
+//! against the manifest's SHA-256 first; nothing is restored from a backup that fails it. An
+//! encrypted backup (`….age`) is decrypted on its way with the identities of
+//! `BACKUP_AGE_IDENTITY_FILE`, which are read, and matched to the manifest's recipients, before
+//! anything else: without them nothing is read or created.
 
+use crate::encrypt::{self, Identities};
 use crate::manifest::Manifest;
 use crate::target::{Progress, counting};
 use crate::{Backup, BackupError, Good};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio_util::io::SyncIoBridge;
@@ -50,6 +55,11 @@ impl Backup {
         copy: Progress,
     ) -> Result<String, BackupError> {
         let m = &good.manifest;
+        // The key says what the bytes are: `….tar.zst.age` is an age file holding a `.tar.zst`.
+        let (plain, keys) = match m.key.strip_suffix(encrypt::SUFFIX) {
+            Some(plain) => (plain, Some(self.identities_for(m)?)),
+            None => (m.key.as_str(), None),
+        };
         let (n, hash) = self.target().sha256_reporting(&m.key, check).await?;
         if n != m.size || hash != m.sha256 {
             return Err(BackupError::Verify(format!(
@@ -57,9 +67,12 @@ impl Backup {
                 m.key, m.size, m.sha256
             )));
         }
-        match (m.key.rsplit_once('.').map(|(_, e)| e), to) {
-            (Some("dump"), RestoreTo::Database(name)) => self.to_database(m, name, copy).await,
-            (Some("zst"), RestoreTo::Dir(dir)) => self.to_dir(m, dir, copy).await,
+        let tar = plain.ends_with(".tar.zst");
+        match (plain.rsplit_once('.').map(|(_, e)| e), to) {
+            (Some("dump"), RestoreTo::Database(name)) => {
+                self.to_database(m, name, keys, copy).await
+            }
+            (Some("zst"), RestoreTo::Dir(dir)) => self.to_dir(m, dir, tar, keys, copy).await,
             (Some("dump"), RestoreTo::Dir(_)) => Err(failed(
                 "a pg_dump backup restores into a database: use --to-database NAME",
             )),
@@ -70,8 +83,64 @@ impl Backup {
         }
     }
 
+    /// The identities that decrypt `m`'s backup, from `BACKUP_AGE_IDENTITY_FILE`; an error
+    /// unless one of them is a recipient the manifest names.
+    fn identities_for(&self, m: &Manifest) -> Result<Identities, BackupError> {
+        let to = m
+            .encryption
+            .as_ref()
+            .map(|e| e.recipients.join(", "))
+            .unwrap_or_default();
+        let file = self.inner.cfg.age_identity_file.as_ref().ok_or_else(|| {
+            failed(format!(
+                "{} is encrypted (age, to {to}); set BACKUP_AGE_IDENTITY_FILE to an identity \
+                 file holding one of its recipients' secret keys (nothing was changed)",
+                m.key
+            ))
+        })?;
+        let keys = Identities::load(file).map_err(|e| {
+            failed(format!(
+                "BACKUP_AGE_IDENTITY_FILE: {e} (nothing was changed)"
+            ))
+        })?;
+        let fits = m
+            .encryption
+            .as_ref()
+            .is_none_or(|e| keys.public().iter().any(|k| e.recipients.contains(k)));
+        if !fits {
+            return Err(failed(format!(
+                "BACKUP_AGE_IDENTITY_FILE ({}) holds none of the keys {} was encrypted to \
+                 ({to}); nothing was changed",
+                file.display(),
+                m.key
+            )));
+        }
+        Ok(keys)
+    }
+
+    /// The stored bytes of `m` for reading on a blocking thread, decrypted with `keys` when
+    /// given; an age file's header is read here, before anything is created.
+    async fn open(
+        &self,
+        m: &Manifest,
+        keys: Option<Identities>,
+        progress: Progress,
+    ) -> Result<Box<dyn Read + Send>, BackupError> {
+        let stored = SyncIoBridge::new(counting(self.target().get(&m.key).await?, progress));
+        let Some(keys) = keys else {
+            return Ok(Box::new(stored));
+        };
+        tokio::task::spawn_blocking(move || {
+            keys.decrypt(stored)
+                .map(|r| Box::new(r) as Box<dyn Read + Send>)
+        })
+        .await
+        .map_err(failed)?
+        .map_err(|e| failed(format!("{}: {e} (nothing was changed)", m.key)))
+    }
+
     /// The server a set's dump came from, as a URL (with its password).
-    fn server_url(&self, set: &str) -> Result<String, BackupError> {
+    pub(crate) fn server_url(&self, set: &str) -> Result<String, BackupError> {
         match &self.set(set)?.kind {
             crate::config::SetKind::Postgres { url } => Ok(url.expose_secret().to_owned()),
             crate::config::SetKind::HubStore => self
@@ -88,6 +157,7 @@ impl Backup {
         &self,
         m: &Manifest,
         name: &str,
+        keys: Option<Identities>,
         progress: Progress,
     ) -> Result<String, BackupError> {
         let valid = !name.is_empty()
@@ -115,6 +185,7 @@ impl Backup {
                 "database {name} exists; restore into a new name (nothing was changed)"
             )));
         }
+        let mut stored = self.open(m, keys, progress).await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
@@ -139,13 +210,15 @@ impl Backup {
         let mut child = cmd
             .spawn()
             .map_err(|e| failed(format!("cannot run pg_restore: {e}")))?;
-        let mut stdin = child
+        let stdin = child
             .stdin
             .take()
             .ok_or_else(|| failed("pg_restore has no stdin"))?;
-        let mut object = counting(self.target().get(&m.key).await?, progress);
-        let copied = tokio::io::copy(&mut object, &mut stdin).await;
-        drop(stdin);
+        let mut stdin = SyncIoBridge::new(stdin);
+        // Returning drops stdin: pg_restore sees the end of its input.
+        let copied = tokio::task::spawn_blocking(move || std::io::copy(&mut stored, &mut stdin))
+            .await
+            .map_err(failed)?;
         let out = child.wait_with_output().await.map_err(failed)?;
         if let Err(e) = copied {
             return Err(failed(format!("streaming the backup into pg_restore: {e}")));
@@ -164,28 +237,30 @@ impl Backup {
         &self,
         m: &Manifest,
         dir: &Path,
+        tar: bool,
+        keys: Option<Identities>,
         progress: Progress,
     ) -> Result<String, BackupError> {
-        match std::fs::read_dir(dir).map(|mut e| e.next().is_some()) {
+        let missing = match std::fs::read_dir(dir).map(|mut e| e.next().is_some()) {
             Ok(true) => {
                 return Err(failed(format!(
                     "{} is not empty; restore into a new directory (nothing was changed)",
                     dir.display()
                 )));
             }
-            Ok(false) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
-            }
+            Ok(false) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(failed(format!("{}: {e}", dir.display()))),
+        };
+        let stored = self.open(m, keys, progress).await?;
+        if missing {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let object = counting(self.target().get(&m.key).await?, progress);
-        let bridge = SyncIoBridge::new(object);
-        let (dir, tar) = (dir.to_path_buf(), m.key.ends_with(".tar.zst"));
+        let dir = dir.to_path_buf();
         let target = dir.clone();
         tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let decoder = zstd::Decoder::new(bridge).map_err(|e| format!("zstd: {e}"))?;
+            let decoder = zstd::Decoder::new(stored).map_err(|e| format!("zstd: {e}"))?;
             if tar {
                 // `unpack` refuses entries that would land outside `dir`.
                 let mut archive = tar::Archive::new(decoder);

@@ -2,7 +2,8 @@
 //! the set's retention applied; and the listing and checking of what is stored.
 
 use crate::config::{SetConfig, SetKind};
-use crate::manifest::{self, Manifest};
+use crate::encrypt;
+use crate::manifest::{self, Encryption, Manifest};
 use crate::retention;
 use crate::source::{self, Produced};
 use crate::target::{Pending, Target, TargetError};
@@ -44,12 +45,7 @@ impl Backup {
         let target = self.target();
         let started = Utc::now();
         let clock = Instant::now();
-        let Produced {
-            reader,
-            done,
-            ext,
-            sources,
-        } = source::produce(
+        let produced = source::produce(
             &set.kind,
             &self.inner.store,
             self.inner.hub_url.as_ref(),
@@ -58,7 +54,16 @@ impl Backup {
         )
         .await
         .map_err(BackupError::Source)?;
-        let key = manifest::object_key(&set.name, started, ext);
+        let Produced {
+            reader,
+            done,
+            ext,
+            sources,
+        } = match &set.encrypt_to {
+            Some(to) => encrypt::wrap(produced, to),
+            None => produced,
+        };
+        let key = manifest::object_key(&set.name, started, &ext);
         let uploaded = tokio::select! {
             biased;
             () = self.inner.shutdown.cancelled() => Err(BackupError::Interrupted),
@@ -105,6 +110,10 @@ impl Backup {
             changed_while_read: notes.changed.clone(),
             skipped: notes.skipped.clone(),
             read_back: self.inner.cfg.verify_readback,
+            encryption: set.encrypt_to.as_ref().map(|to| Encryption {
+                scheme: encrypt::SCHEME.into(),
+                recipients: to.keys(),
+            }),
         };
         let text =
             serde_json::to_vec_pretty(&m).map_err(|e| BackupError::Target(TargetError::new(e)))?;

@@ -37,7 +37,7 @@ pub struct Produced {
     pub reader: Stream,
     pub done: Verdict,
     /// The object name's extension.
-    pub ext: &'static str,
+    pub ext: String,
     /// What went in, for the manifest (never a password).
     pub sources: Vec<String>,
 }
@@ -144,7 +144,7 @@ async fn pg_dump(bin: &Path, url: &str) -> Result<Produced, String> {
     Ok(Produced {
         reader: Box::pin(stdout),
         done,
-        ext: "dump",
+        ext: "dump".into(),
         sources: vec![format!("postgres database {}", database_of(url))],
     })
 }
@@ -188,7 +188,7 @@ fn tar_zstd(root: PathBuf) -> Produced {
     Produced {
         reader,
         done,
-        ext: "tar.zst",
+        ext: "tar.zst".into(),
         sources,
     }
 }
@@ -325,7 +325,7 @@ async fn sqlite_copy(pool: &sqlx::SqlitePool, scratch: &Path) -> Result<Produced
     Ok(Produced {
         reader,
         done,
-        ext: "sqlite.zst",
+        ext: "sqlite.zst".into(),
         sources: vec!["the hub's embedded store (SQLite)".into()],
     })
 }

@@ -4,54 +4,13 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{Env, run_one, script};
-use hub_testkit::{GarageServer, TestDb};
+use common::{Env, drop_database, fingerprint, quiet, run_one, script, source_db, write_tree};
+use hub_testkit::GarageServer;
 use minio_backup::BackupError;
 use minio_backup::restore::RestoreTo;
 use sqlx::Connection;
 use std::path::Path;
 use tempfile::TempDir;
-
-fn quiet() -> minio_backup::target::Progress {
-    std::sync::Arc::new(|_| {})
-}
-
-/// A database with two tables and 100,000 rows.
-async fn source_db() -> TestDb {
-    let db = TestDb::create().await;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::raw_sql(
-        "CREATE TABLE readings (id BIGINT PRIMARY KEY, source TEXT, payload JSONB);
-         INSERT INTO readings SELECT g, 'src' || (g % 7), jsonb_build_object('n', g, 'text', md5(g::text))
-           FROM generate_series(1, 100000) g;
-         CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT NOT NULL);
-         INSERT INTO notes (body) VALUES ('first'), ('second'), ('ünïcödé');",
-    )
-    .execute(&mut conn)
-    .await
-    .expect("fill");
-    db
-}
-
-/// Row count and a checksum of every row of `table`.
-async fn fingerprint(url: &str, table: &str) -> (i64, String) {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    sqlx::query_as(&format!(
-        "SELECT COUNT(*), COALESCE(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM {table} t"
-    ))
-    .fetch_one(&mut conn)
-    .await
-    .expect("fingerprint")
-}
-
-async fn drop_database(admin_url: &str, name: &str) {
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect");
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut conn)
-        .await;
-}
 
 #[tokio::test]
 async fn a_database_goes_to_s3_and_comes_back_the_same() {
@@ -119,14 +78,6 @@ async fn a_database_goes_to_s3_and_comes_back_the_same() {
         "{again:?}"
     );
     drop_database(&db.url, &name).await;
-}
-
-fn write_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("sub/deeper")).expect("dirs");
-    std::fs::write(root.join("grafana.db"), vec![7u8; 3 * 1024 * 1024]).expect("big file");
-    std::fs::write(root.join("sub/a.txt"), "alpha\n").expect("a");
-    std::fs::write(root.join("sub/deeper/b.json"), "{\"b\": 2}").expect("b");
-    std::os::unix::fs::symlink("sub/a.txt", root.join("link")).expect("symlink");
 }
 
 #[tokio::test]

@@ -3,8 +3,9 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use hub_runtime::{Context, HubConfig, Source, Store, Trigger};
-use hub_testkit::{GarageServer, garage};
+use hub_testkit::{GarageServer, TestDb, garage};
 use minio_backup::{Backup, BackupError, SetDone};
+use sqlx::Connection;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -79,4 +80,56 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
+}
+
+/// Progress nobody watches.
+pub fn quiet() -> minio_backup::target::Progress {
+    std::sync::Arc::new(|_| {})
+}
+
+/// A database with two tables and 100,000 rows.
+pub async fn source_db() -> TestDb {
+    let db = TestDb::create().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE TABLE readings (id BIGINT PRIMARY KEY, source TEXT, payload JSONB);
+         INSERT INTO readings SELECT g, 'src' || (g % 7), jsonb_build_object('n', g, 'text', md5(g::text))
+           FROM generate_series(1, 100000) g;
+         CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT NOT NULL);
+         INSERT INTO notes (body) VALUES ('first'), ('second'), ('ünïcödé');",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("fill");
+    db
+}
+
+/// Row count and a checksum of every row of `table`.
+pub async fn fingerprint(url: &str, table: &str) -> (i64, String) {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_as(&format!(
+        "SELECT COUNT(*), COALESCE(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM {table} t"
+    ))
+    .fetch_one(&mut conn)
+    .await
+    .expect("fingerprint")
+}
+
+/// Drops a database a restore created.
+pub async fn drop_database(admin_url: &str, name: &str) {
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect");
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await;
+}
+
+/// A small tree: a 3 MiB file, nested text files and a symlink.
+pub fn write_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/deeper")).expect("dirs");
+    std::fs::write(root.join("grafana.db"), vec![7u8; 3 * 1024 * 1024]).expect("big file");
+    std::fs::write(root.join("sub/a.txt"), "alpha\n").expect("a");
+    std::fs::write(root.join("sub/deeper/b.json"), "{\"b\": 2}").expect("b");
+    std::os::unix::fs::symlink("sub/a.txt", root.join("link")).expect("symlink");
 }
