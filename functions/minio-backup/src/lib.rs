@@ -29,13 +29,22 @@
 //! `HUB_DATA_DIR/backups`), `BACKUP_KEEP_LAST` (7 when no `BACKUP_KEEP_*` is set),
 //! `BACKUP_KEEP_DAILY`, `BACKUP_KEEP_WEEKLY`, `BACKUP_KEEP_MONTHLY`, `BACKUP_VERIFY` (true),
 //! `BACKUP_PG_DUMP` / `BACKUP_PG_RESTORE` (the tools; default from `PATH`).
+//! `BACKUP_AGE_RECIPIENTS` (`age1…,…`: encrypt every backup to these age keys; a set may name its
+//! own `age_recipients`), `BACKUP_AGE_IDENTITY_FILE` (the age identity file a restore of an
+//! encrypted backup decrypts with), `BACKUP_DRILL` (see below).
 //! `hub.toml` declares more sets under `[minio_backup.sets.NAME]` (`kind`, `url`/`path`,
 //! `keep_*`).
+//!
+//! **Restore drill:** `BACKUP_DRILL=true` ends each scheduled run by restoring every database
+//! set's new backup into a scratch database on its server, counting every table's rows and
+//! dropping it; a failed drill fails the run. `{"drill": true}` (or `hub-gateway backup drill`)
+//! runs one on its own against the newest stored backup. See [`drill`].
 //!
 //! **Lambda:** the same code; sets that need this host's files (a directory, the embedded
 //! store) or a local target are refused there with a clear message.
 
 pub mod config;
+pub mod drill;
 pub mod encrypt;
 pub mod manifest;
 mod panel;
@@ -90,6 +99,9 @@ minio-backup (schedule 0 0 1 * * *):
   BACKUP_AGE_RECIPIENTS       age1…,… encrypt each backup to these age public keys (for
                               off-site buckets); a hub.toml set may name its own age_recipients
   BACKUP_AGE_IDENTITY_FILE    age identity file (age-keygen) a restore decrypts with
+  BACKUP_DRILL                after each scheduled run, restore every database set's new
+                              backup into a scratch database, count each table's rows, drop
+                              it (default false; {\"drill\": true} runs a drill on its own)
   Without sets, the hub's own store is backed up (set \"hub\").";
 
 /// Why a backup (or a listing, a restore) failed.
@@ -149,6 +161,8 @@ struct Inner {
     on_lambda: bool,
     tasks: tokio_util::task::TaskTracker,
     metrics: hub_runtime::metrics::Metrics,
+    /// `BACKUP_DRILL`: each scheduled run ends with a restore drill of its database backups.
+    drill_after_schedule: bool,
 }
 
 impl std::fmt::Debug for Backup {
@@ -163,6 +177,9 @@ impl std::fmt::Debug for Backup {
 impl Backup {
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
         let cfg = BackupConfig::from_source(&ctx.source, &ctx.hub.data_dir)?;
+        let drill_after_schedule =
+            ctx.source
+                .get_or("minio_backup.drill", "BACKUP_DRILL", false)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 target: Target::new(&cfg.target),
@@ -174,6 +191,7 @@ impl Backup {
                 on_lambda: ctx.http_trigger == Trigger::Lambda,
                 tasks: ctx.tasks.clone(),
                 metrics: ctx.runs.metrics().clone(),
+                drill_after_schedule,
             }),
         })
     }
@@ -235,22 +253,68 @@ impl Backup {
         Ok(results)
     }
 
-    /// [`Backup::run_sets`] as a run's report: success only when every set succeeded.
+    /// [`Backup::run_sets`] as a run's report: success only when every set succeeded. With
+    /// `drill`, each database set backed up is then restored by [`Backup::drill`].
     pub async fn run_report(
         &self,
         only: Option<&str>,
+        drill: bool,
         progress: &(dyn Fn(&str, u64) + Send + Sync),
     ) -> Result<Report, InvokeError> {
         let results = self.run_sets(only, progress).await.map_err(|e| match e {
             BackupError::UnknownSet(_) => InvokeError::BadInput(e.to_string()),
             other => InvokeError::Failed(other.to_string()),
         })?;
-        let (ok, _, summary) = outcome(&results);
+        let (mut ok, _, mut summary) = outcome(&results);
+        if drill {
+            let backed_up: Vec<&str> = results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(name, _)| name.as_str())
+                .collect();
+            let drillable = self.drill_sets();
+            let sets: Vec<String> = drillable
+                .into_iter()
+                .filter(|s| backed_up.contains(&s.as_str()))
+                .collect();
+            let (drilled, text) = self.drill_report(&sets).await;
+            ok &= drilled;
+            summary = format!("{summary}; {text}");
+        }
         if ok {
             Ok(Report::success(summary))
         } else {
             Err(InvokeError::Failed(summary))
         }
+    }
+
+    /// Drills `sets`; whether all passed, and one line about each.
+    pub async fn drill_report(&self, sets: &[String]) -> (bool, String) {
+        let mut ok = true;
+        let mut lines = Vec::new();
+        for set in sets {
+            match self.drill(set).await {
+                Ok(d) => {
+                    tracing::info!(set = %set, key = %d.key, tables = d.tables.len(), rows = d.rows(), "restore drill passed");
+                    let n = d.tables.len();
+                    lines.push(format!(
+                        "drill {set}: {} restored, {n} table{}, {} rows",
+                        d.key,
+                        if n == 1 { "" } else { "s" },
+                        d.rows()
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(set = %set, error = %e, "restore drill failed");
+                    ok = false;
+                    lines.push(format!("drill {set}: {e}"));
+                }
+            }
+        }
+        if lines.is_empty() {
+            return (true, "drill: no database set to restore".into());
+        }
+        (ok, lines.join("; "))
     }
 }
 
@@ -341,14 +405,36 @@ impl Function for Backup {
         .boxed()
     }
 
-    fn invoke(
-        &self,
-        _trigger: Trigger,
-        input: Value,
-    ) -> BoxFuture<'_, Result<Report, InvokeError>> {
+    fn invoke(&self, trigger: Trigger, input: Value) -> BoxFuture<'_, Result<Report, InvokeError>> {
         async move {
             let only = requested_set(&input).map_err(|e| InvokeError::BadInput(e.into()))?;
-            self.run_report(only.as_deref(), &|_, _| {}).await
+            match input.get("drill") {
+                None | Some(Value::Bool(false)) => {}
+                // A drill on its own: no new backup, the newest stored one is restored.
+                Some(Value::Bool(true)) => {
+                    let sets = match only {
+                        Some(set) => {
+                            self.set(&set)
+                                .map_err(|e| InvokeError::BadInput(e.to_string()))?;
+                            vec![set]
+                        }
+                        None => self.drill_sets(),
+                    };
+                    let (ok, summary) = self.drill_report(&sets).await;
+                    return if ok {
+                        Ok(Report::success(summary))
+                    } else {
+                        Err(InvokeError::Failed(summary))
+                    };
+                }
+                Some(_) => {
+                    return Err(InvokeError::BadInput(
+                        "\"drill\" must be true or false".into(),
+                    ));
+                }
+            }
+            let drill = trigger == Trigger::Schedule && self.inner.drill_after_schedule;
+            self.run_report(only.as_deref(), drill, &|_, _| {}).await
         }
         .boxed()
     }
