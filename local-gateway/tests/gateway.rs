@@ -279,7 +279,7 @@ async fn functions_are_listed_with_routes_and_state() {
     let expected = [
         serde_json::json!({
             "name": "webhook-gitops",
-            "routes": [{"method": "POST", "path": "/api/webhook/gitops"}],
+            "routes": [{"method": "POST", "path": "/api/webhook/gitops", "public": true}],
             "schedule": null,
             "next_due": null,
             "configured": true,
@@ -287,8 +287,9 @@ async fn functions_are_listed_with_routes_and_state() {
         serde_json::json!({
             "name": "metrics-flush",
             "routes": [
-                {"method": "POST", "path": "/api/metrics"},
-                {"method": "GET", "path": "/api/metrics/latest"},
+                // Public: the collector token is set.
+                {"method": "POST", "path": "/api/metrics", "public": true},
+                {"method": "GET", "path": "/api/metrics/latest", "public": false},
             ],
             "schedule": null,
             "next_due": null,
@@ -297,9 +298,9 @@ async fn functions_are_listed_with_routes_and_state() {
         serde_json::json!({
             "name": "reading-sync",
             "routes": [
-                {"method": "POST", "path": "/api/sync/reading"},
-                {"method": "GET", "path": "/api/sync/reading"},
-                {"method": "GET", "path": "/api/reading"},
+                {"method": "POST", "path": "/api/sync/reading", "public": false},
+                {"method": "GET", "path": "/api/sync/reading", "public": false},
+                {"method": "GET", "path": "/api/reading", "public": false},
             ],
             "schedule": "0 0 0,12 * * *",
             "next_due": null,

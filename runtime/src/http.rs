@@ -208,8 +208,56 @@ pub fn function_layers(
     trigger: Trigger,
     limits: Limits,
 ) -> Router {
-    let permits = Arc::new(Semaphore::new(limits.max_concurrency));
     let (router, guards) = routes.into_parts();
+    let ctx = RunCtx {
+        runs,
+        function,
+        trigger,
+    };
+    let permits = Arc::new(Semaphore::new(limits.max_concurrency));
+    admit(router, Arc::new(guards), permits, ctx, limits)
+}
+
+/// One function's routes for the gateway's two listeners, each wrapped like
+/// [`function_layers`] does.
+#[derive(Debug)]
+pub struct FunctionEdges {
+    /// Every route, for the operator listener.
+    pub all: Router,
+    /// The public routes alone, for the public listener.
+    pub public: Router,
+}
+
+/// [`function_layers`] for both listeners. They share one concurrency limit: a function busy
+/// with public requests is busy for operator ones too, as it is one function.
+pub fn function_edges(
+    routes: Routes,
+    runs: Runs,
+    function: &'static str,
+    trigger: Trigger,
+    limits: Limits,
+) -> FunctionEdges {
+    let (all, public, guards) = routes.into_edges();
+    let guards = Arc::new(guards);
+    let ctx = RunCtx {
+        runs,
+        function,
+        trigger,
+    };
+    let permits = Arc::new(Semaphore::new(limits.max_concurrency));
+    FunctionEdges {
+        all: admit(all, guards.clone(), permits.clone(), ctx.clone(), limits),
+        public: admit(public, guards, permits, ctx, limits),
+    }
+}
+
+fn admit(
+    router: Router,
+    guards: Arc<Vec<GuardedRoute>>,
+    permits: Arc<Semaphore>,
+    ctx: RunCtx,
+    limits: Limits,
+) -> Router {
     let timeout = limits.request_timeout;
     let router = router
         // Caught here as well as in the outer stack, so a panicking invocation is still
@@ -219,22 +267,14 @@ pub fn function_layers(
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             timeout_request(timeout, req, next)
         }))
-        .layer(middleware::from_fn_with_state(
-            RunCtx {
-                runs,
-                function,
-                trigger,
-            },
-            record_run,
-        ));
+        .layer(middleware::from_fn_with_state(ctx, record_run));
     let body_timeout = limits.body_timeout;
     let router = router
         .layer(middleware::from_fn_with_state(permits, limit_concurrency))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             read_body(body_timeout, req, next)
         }));
-    body_limit(router, limits.max_body_bytes)
-        .layer(middleware::from_fn_with_state(Arc::new(guards), guard))
+    body_limit(router, limits.max_body_bytes).layer(middleware::from_fn_with_state(guards, guard))
 }
 
 /// Reads the whole body (already bounded by [`body_limit`]) within `deadline`, before the

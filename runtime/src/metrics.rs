@@ -44,6 +44,9 @@ struct SetLabels {
     set: String,
 }
 
+const FUNNEL_REFUSED_HELP: &str =
+    "Requests through Tailscale Funnel refused because they reached an operator route";
+
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
 /// The OpenTelemetry side of each instrument.
@@ -57,6 +60,7 @@ struct Otel {
     skips: opentelemetry::metrics::Counter<u64>,
     connections_open: opentelemetry::metrics::UpDownCounter<i64>,
     connections_refused: opentelemetry::metrics::Counter<u64>,
+    funnel_refused: opentelemetry::metrics::Counter<u64>,
     backup_last_success: opentelemetry::metrics::Gauge<f64>,
     backup_bytes: opentelemetry::metrics::Gauge<i64>,
 }
@@ -99,6 +103,10 @@ impl Otel {
                 .u64_counter("hub_http_connections_refused")
                 .with_description("HTTP connections refused because the connection cap was reached")
                 .build(),
+            funnel_refused: m
+                .u64_counter("hub_funnel_refused")
+                .with_description(FUNNEL_REFUSED_HELP)
+                .build(),
             backup_last_success: m
                 .f64_gauge("hub_backup_last_success_timestamp_seconds")
                 .with_description("Unix time of the newest good backup, by backup set")
@@ -130,6 +138,7 @@ struct Inner {
     backup_bytes: Family<SetLabels, Gauge>,
     connections_open: Gauge,
     connections_refused: Counter,
+    funnel_refused: Counter,
 }
 
 /// Handles to the hub's metrics. Cheap to clone.
@@ -166,6 +175,12 @@ impl Default for Metrics {
         );
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
+        let funnel_refused = Counter::default();
+        registry.register(
+            "funnel_refused",
+            FUNNEL_REFUSED_HELP,
+            funnel_refused.clone(),
+        );
         registry.register(
             "runs",
             "Finished runs by function and outcome",
@@ -216,6 +231,7 @@ impl Default for Metrics {
                 backup_bytes,
                 connections_open,
                 connections_refused,
+                funnel_refused,
             }),
         }
     }
@@ -316,6 +332,13 @@ impl Metrics {
     pub fn connection_refused(&self) {
         self.inner.connections_refused.inc();
         self.inner.otel.connections_refused.add(1, &[]);
+    }
+
+    /// A request that came through Tailscale Funnel reached an operator route and was refused:
+    /// Funnel points at the wrong listener, or something forwards funnelled traffic to it.
+    pub fn funnel_refused(&self) {
+        self.inner.funnel_refused.inc();
+        self.inner.otel.funnel_refused.add(1, &[]);
     }
 
     /// The newest good backup of `set` (minio-backup), finished at `at` (Unix seconds).

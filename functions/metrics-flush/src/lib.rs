@@ -6,7 +6,9 @@
 //!
 //! **Routes:** `POST /api/metrics` (a batch, `Authorization: Bearer <HUB_COLLECTOR_TOKEN>`),
 //! answering `{"inserted", "duplicates", "samples"}`; `GET /api/metrics/latest?host=H` (the
-//! newest sample per metric type of a host).
+//! newest sample per metric type of a host). `POST /api/metrics` is a *public* route (served on
+//! the gateway's public listener, the one Funnel points at) when `HUB_COLLECTOR_TOKEN` is set;
+//! `GET /api/metrics/latest` is an operator route.
 //!
 //! **Batch:** `{"samples": [{"time": RFC 3339, "host": "...", "os": "...", "metrics":
 //! {"cpu": {...}, "memory": {...}, ...}}]}`; each metric becomes one row with its JSON as
@@ -228,12 +230,18 @@ impl Function for MetricsFlush {
     }
 
     fn routes(&self) -> Routes {
+        // Pushes are public (collectors on other hosts reach them through Funnel) exactly when
+        // a collector token is set: there is no separate "remote collectors" setting, and
+        // without a token the route refuses every push anyway, so nothing would be gained by
+        // publishing it. Reads of stored samples are operator routes.
+        let remote_collectors = self.inner.cfg.token.is_some();
         RouteTable::new()
             .post(PUSH_PATH, push)
             .guarded(bearer_guard(
                 self.inner.cfg.token.clone(),
                 "collector token",
             ))
+            .public_if(remote_collectors)
             .get(LATEST_PATH, latest)
             .with_state(self.clone())
     }

@@ -4,7 +4,8 @@
 //! reload step.
 //!
 //! **Route:** `POST /api/webhook/gitops` (the seed's path), served by the gateway and, from the
-//! same Router, by the Lambda binary in `src/main.rs`.
+//! same Router, by the Lambda binary in `src/main.rs`. A *public* route: the gateway serves it
+//! on its public listener too, the one Tailscale Funnel points at.
 //!
 //! **Flow of a delivery:** check `X-Hub-Signature-256` over the raw body (401 if missing or
 //! wrong) → parse JSON (400; either content type GitHub offers: `application/json`, or
@@ -295,9 +296,11 @@ impl Function for WebhookGitops {
                 .err()
                 .map(|e| respond(&WebhookError::Signature(e)))
         });
+        // Public: GitHub reaches it through Funnel; the signature is its credential.
         RouteTable::new()
             .post(WEBHOOK_PATH, handle)
             .guarded(guard)
+            .public()
             .with_state(self.clone())
     }
 
