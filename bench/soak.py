@@ -473,6 +473,8 @@ def main() -> int:
         GITHUB_WEBHOOK_SECRET=SECRET,
         GITOPS_BASE_DIR=str(base),
         HUB_COLLECTOR_TOKEN=TOKEN,
+        # The public listener on a free port too, never the fixed 8086 another run may hold.
+        HUB_PUBLIC_PORT="0",
         # warn keeps the log small; the gateway's own lifecycle lines (listening, stopped) stay.
         HUB_LOG="warn",
         RUST_LOG="warn,local_gateway=info",

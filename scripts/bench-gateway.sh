@@ -29,7 +29,7 @@ starts=()
 for i in $(seq 1 10); do
   rm -rf "$WORK/var"
   t0=$(now_ns)
-  HUB_DATA_DIR="$WORK/var" PORT=$PORT GITHUB_WEBHOOK_SECRET=$SECRET GITOPS_BASE_DIR="$WORK" \
+  HUB_DATA_DIR="$WORK/var" PORT=$PORT HUB_PUBLIC_PORT=0 GITHUB_WEBHOOK_SECRET=$SECRET GITOPS_BASE_DIR="$WORK" \
     "$BIN" >/dev/null 2>&1 &
   pid=$!
   wait_200 "http://127.0.0.1:$PORT/healthz"
@@ -38,7 +38,7 @@ for i in $(seq 1 10); do
 done
 cold=$(printf '%s\n' "${starts[@]}" | sort -n | sed -n '5p')
 
-HUB_DATA_DIR="$WORK/var" PORT=$PORT GITHUB_WEBHOOK_SECRET=$SECRET GITOPS_BASE_DIR="$WORK" RUST_LOG=warn \
+HUB_DATA_DIR="$WORK/var" PORT=$PORT HUB_PUBLIC_PORT=0 GITHUB_WEBHOOK_SECRET=$SECRET GITOPS_BASE_DIR="$WORK" RUST_LOG=warn \
   "$BIN" >/dev/null 2>&1 &
 GW=$!
 wait_200 "http://127.0.0.1:$PORT/healthz"

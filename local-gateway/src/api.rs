@@ -1,9 +1,11 @@
 //! The gateway's HTTP surface: every function's routes and the gateway's own (`/healthz`,
 //! `/readyz`, `/api/health`, `/api/functions`, `/api/runs`, `/metrics`, the status page, the
-//! old proxy's `/api/trace/synthetic/{id}`), inside
-//! the shared middleware stack.
+//! old proxy's `/api/trace/synthetic/{id}`), inside the shared middleware stack — all of it on
+//! the operator listener, the functions' public routes alone on the public one (see
+//! [`crate::edge`]). The gateway's own routes are all operator routes.
 
 use crate::app::{FunctionInfo, Gateway, SERVICE, VERSION};
+use crate::edge::{OperatorGate, operator_gate};
 use crate::pages;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -11,48 +13,87 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use futures::future::join_all;
-use hub_runtime::Trigger;
 use hub_runtime::error::error_response;
-use hub_runtime::http::{Limits, function_layers, standard_layers};
+use hub_runtime::http::{Limits, function_edges, standard_layers};
 use hub_runtime::store::RunQuery;
+use hub_runtime::{RouteInfo, Trigger};
 use serde::Deserialize;
 use std::time::Duration;
 
+/// The gateway's own routes (operator routes, all of them).
+fn own_routes() -> [(RouteInfo, MethodRouter<Gateway>); 8] {
+    let route = |path| RouteInfo {
+        method: "GET",
+        path,
+        public: false,
+    };
+    [
+        (route("/healthz"), get(healthz)),
+        (route("/readyz"), get(readyz)),
+        (route("/api/health"), get(api_health)),
+        (route("/"), get(pages::index)),
+        (route("/api/functions"), get(api_functions)),
+        (route("/api/runs"), get(api_runs)),
+        (route("/metrics"), get(metrics)),
+        (route("/api/trace/synthetic/{id}"), get(synthetic_trace)),
+    ]
+}
+
+/// The gateway's own routes as they are mounted, for the route audit (each function's are in
+/// `/api/functions`).
+pub fn gateway_routes() -> Vec<RouteInfo> {
+    own_routes().into_iter().map(|(info, _)| info).collect()
+}
+
+/// The routers of the two listeners.
+#[derive(Debug)]
+pub struct Edges {
+    /// Every route, operator routes behind the operator gate.
+    pub operator: Router,
+    /// The functions' public routes and nothing else.
+    pub public: Router,
+}
+
 impl Gateway {
-    /// The whole HTTP surface: every function's router plus the gateway's own routes, inside the
-    /// shared middleware stack.
-    pub fn router(&self) -> Router {
-        let own: [(&str, MethodRouter<Gateway>); 8] = [
-            ("/healthz", get(healthz)),
-            ("/readyz", get(readyz)),
-            ("/api/health", get(api_health)),
-            ("/", get(pages::index)),
-            ("/api/functions", get(api_functions)),
-            ("/api/runs", get(api_runs)),
-            ("/metrics", get(metrics)),
-            ("/api/trace/synthetic/{id}", get(synthetic_trace)),
-        ];
+    /// The whole HTTP surface: every function's router plus the gateway's own routes for the
+    /// operator listener, the public routes alone for the public one, each inside the shared
+    /// middleware stack.
+    pub fn routers(&self) -> Edges {
         let counters = self.ctx.runs.metrics();
-        let mut router = Router::new();
-        for (path, handler) in own {
-            counters.register_route(path);
-            router = router.route(path, handler);
+        let mut operator = Router::new();
+        for (info, handler) in own_routes() {
+            counters.register_route(info.path);
+            operator = operator.route(info.path, handler);
         }
         for info in self.route_infos.iter().flatten() {
             counters.register_route(info.path);
         }
-        let mut router = router.fallback(not_found).with_state(self.clone());
+        let mut operator = operator.fallback(not_found).with_state(self.clone());
+        let mut public = Router::new().fallback(not_found);
         let limits = Limits::from_hub(&self.ctx.hub);
         for f in self.functions.iter() {
-            router = router.merge(function_layers(
+            let edges = function_edges(
                 f.routes(),
                 self.ctx.runs.clone(),
                 f.name(),
                 Trigger::Http,
                 limits,
-            ));
+            );
+            operator = operator.merge(edges.all);
+            public = public.merge(edges.public);
         }
-        standard_layers(router, limits, self.ctx.runs.metrics().clone())
+        // Outside every function's layers, so its guard, body read and concurrency slot come
+        // only after the operator's credentials were checked.
+        let gate = OperatorGate::new(
+            self.route_infos.iter().flatten(),
+            self.config.operator.token.clone(),
+            counters.clone(),
+        );
+        let operator = operator.layer(axum::middleware::from_fn_with_state(gate, operator_gate));
+        Edges {
+            operator: standard_layers(operator, limits, counters.clone()),
+            public: standard_layers(public, limits, counters.clone()),
+        }
     }
 }
 

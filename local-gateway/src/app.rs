@@ -1,6 +1,7 @@
 //! The gateway: the list of functions, building them, and serving with graceful shutdown. Its
 //! HTTP surface is in [`crate::api`], the status page in [`crate::pages`].
 
+use crate::edge::{Listeners, OperatorAccess};
 use crate::scheduler::{self, Plan, Scheduler};
 use crate::server::{self, ConnLimits};
 use hub_runtime::store::StoreError;
@@ -25,6 +26,13 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "refusing to serve operator routes (status page, run history, triggers) on {addr} without \
+         credentials: set HUB_OPERATOR_TOKEN (or HUB_OPERATOR_TOKEN_FILE), keep HUB_BIND on a \
+         loopback address such as 127.0.0.1, or set HUB_OPERATOR_ANONYMOUS=true to serve them \
+         to anyone who can reach {addr}"
+    )]
+    Exposed { addr: SocketAddr },
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("cannot start the scheduler: {0}")]
@@ -34,11 +42,19 @@ pub enum StartError {
 /// Settings of the gateway process itself.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// `HUB_BIND` (default 127.0.0.1: the gateway is reached through Tailscale Funnel or a
-    /// local reverse proxy, never exposed directly).
+    /// `HUB_BIND` (default 127.0.0.1): the operator listener, serving every route. Beyond
+    /// loopback it needs `HUB_OPERATOR_TOKEN` or `HUB_OPERATOR_ANONYMOUS=true` (see
+    /// [`crate::edge`]).
     pub bind: IpAddr,
     /// `PORT` (default 8085).
     pub port: u16,
+    /// `HUB_PUBLIC_BIND` (default 127.0.0.1): the public listener, serving the public routes
+    /// alone; Tailscale Funnel points at it.
+    pub public_bind: IpAddr,
+    /// `HUB_PUBLIC_PORT` (default 8086; 0 picks a free port).
+    pub public_port: u16,
+    /// `HUB_OPERATOR_TOKEN` and `HUB_OPERATOR_ANONYMOUS`.
+    pub operator: OperatorAccess,
     /// `HUB_SHUTDOWN_GRACE_SECS` (default 30): the whole shutdown fits in it. Running work gets
     /// it less a wind-down (a quarter, at most 5 s), then is interrupted and records how far it
     /// got.
@@ -61,6 +77,13 @@ impl GatewayConfig {
         Ok(Self {
             bind: src.get_or("gateway.bind", "HUB_BIND", IpAddr::from([127, 0, 0, 1]))?,
             port: src.get_or("gateway.port", "PORT", 8085)?,
+            public_bind: src.get_or(
+                "gateway.public_bind",
+                "HUB_PUBLIC_BIND",
+                IpAddr::from([127, 0, 0, 1]),
+            )?,
+            public_port: src.get_or("gateway.public_port", "HUB_PUBLIC_PORT", 8086)?,
+            operator: OperatorAccess::from_source(src)?,
             shutdown_grace: src.seconds_or(
                 "gateway.shutdown_grace_secs",
                 "HUB_SHUTDOWN_GRACE_SECS",
@@ -98,6 +121,10 @@ impl GatewayConfig {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.public_bind, self.public_port)
     }
 }
 
@@ -179,14 +206,25 @@ impl Gateway {
         self.functions.iter().find(|f| f.name() == name)
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests and waits
-    /// (up to the grace period) for background work such as running syncs.
+    /// Serves on `listeners` (a lone `TcpListener` is the operator listener without a public
+    /// one) until `shutdown` resolves, then finishes in-flight requests on both and waits (up
+    /// to the grace period) for background work such as running syncs.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listeners: impl Into<Listeners>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let Listeners {
+            operator: listener,
+            public,
+        } = listeners.into();
         let addr = listener.local_addr().map_err(StartError::Serve)?;
+        // Checked on the socket itself too: callers may bind their own.
+        self.config.operator.check_exposure(addr)?;
+        let public_addr = match &public {
+            Some(l) => Some(l.local_addr().map_err(StartError::Serve)?),
+            None => None,
+        };
         let scheduler = if self.plans.is_empty() {
             None
         } else {
@@ -210,7 +248,15 @@ impl Gateway {
         for f in self.functions.iter().filter(|f| f.configured().is_ok()) {
             f.start().await;
         }
-        tracing::info!(%addr, version = VERSION, store = self.ctx.store.backend(), "hub-gateway listening");
+        let public_text = public_addr.map_or_else(|| "none".to_owned(), |a| a.to_string());
+        tracing::info!(
+            %addr,
+            public_addr = %public_text,
+            operator_token = self.config.operator.token.is_some(),
+            version = VERSION,
+            store = self.ctx.store.backend(),
+            "hub-gateway listening"
+        );
         // One deadline for the whole shutdown, counted from the signal: running work gets the
         // grace less a wind-down, then is cancelled and records how far it got, so the process
         // exits within the grace (inside Kubernetes' and systemd's own timeouts).
@@ -221,15 +267,40 @@ impl Gateway {
             let _ = began_tx.send(tokio::time::Instant::now());
         };
         let wind_down = (grace / 4).min(Duration::from_secs(5));
-        server::serve(
+        // One signal stops both listeners.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let signal = {
+            let stop = stop.clone();
+            async move {
+                signal.await;
+                stop.cancel();
+            }
+        };
+        let edges = self.routers();
+        let metrics = self.ctx.runs.metrics().clone();
+        let limits = self.config.conn_limits;
+        let operator = server::serve(
             listener,
-            self.router(),
-            self.config.conn_limits,
-            self.ctx.runs.metrics().clone(),
+            edges.operator,
+            limits,
+            metrics.clone(),
             grace - wind_down,
-            signal,
-        )
-        .await;
+            stop.clone().cancelled_owned(),
+        );
+        let public = async {
+            if let Some(l) = public {
+                server::serve(
+                    l,
+                    edges.public,
+                    limits,
+                    metrics,
+                    grace - wind_down,
+                    stop.clone().cancelled_owned(),
+                )
+                .await;
+            }
+        };
+        tokio::join!(signal, operator, public);
         let began = began_rx
             .await
             .unwrap_or_else(|_| tokio::time::Instant::now());
@@ -269,12 +340,20 @@ impl Gateway {
         Ok(())
     }
 
-    /// Binds the configured address.
-    pub async fn bind(&self) -> Result<TcpListener, StartError> {
+    /// Binds the operator and the public listener, after refusing an operator listener
+    /// exposed without credentials (before it ever listens).
+    pub async fn bind(&self) -> Result<Listeners, StartError> {
         let addr = self.config.addr();
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
+        self.config.operator.check_exposure(addr)?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        Ok(Listeners {
+            operator: bind(addr).await?,
+            public: Some(bind(self.config.public_addr()).await?),
+        })
     }
 }
 

@@ -7,8 +7,17 @@ use std::path::PathBuf;
 /// The gateway's own settings; each function's follow, from its registration.
 const GATEWAY_HELP: &str = "\
 Environment (hub.toml keys in brackets; the environment wins):
-  HUB_BIND                    address to listen on [gateway.bind] (default 127.0.0.1)
-  PORT                        port to listen on [gateway.port] (default 8085)
+  HUB_BIND                    operator listener's address: every route [gateway.bind] (default 127.0.0.1);
+                              beyond loopback it needs HUB_OPERATOR_TOKEN or HUB_OPERATOR_ANONYMOUS=true
+  PORT                        operator listener's port [gateway.port] (default 8085)
+  HUB_PUBLIC_BIND             public listener's address: the public routes alone, the one Tailscale Funnel
+                              points at [gateway.public_bind] (default 127.0.0.1)
+  HUB_PUBLIC_PORT             public listener's port; 0 picks a free one [gateway.public_port] (default 8086)
+  HUB_OPERATOR_TOKEN(_FILE)   required on operator routes when set: Authorization: Bearer TOKEN, or HTTP
+                              Basic with any user and TOKEN as password; /healthz, /readyz stay open
+                              [gateway.operator_token]
+  HUB_OPERATOR_ANONYMOUS      true: serve operator routes without a token on a non-loopback HUB_BIND, on
+                              purpose [gateway.operator_anonymous] (default false)
   HUB_CONFIG                  config file (default ./hub.toml when it exists)
   HUB_DATA_DIR                local state, incl. the embedded store hub.db [hub.data_dir] (default ./var)
   DATABASE_URL(_FILE)         postgres://… to use PostgreSQL instead of the embedded SQLite store
@@ -28,7 +37,7 @@ Environment (hub.toml keys in brackets; the environment wins):
                               then is interrupted and records how far it got (default 30)
   HUB_HEADER_TIMEOUT_SECS     deadline for a request's headers; also closes idle keep-alive connections
                               [gateway.header_timeout_secs] (default 10)
-  HUB_MAX_CONNECTIONS         open connections served at once; beyond it 503 at once
+  HUB_MAX_CONNECTIONS         open connections served at once per listener; beyond it 503 at once
                               [gateway.max_connections] (default 1024, within the open-files limit)
   HUB_RUN_RETENTION_DAYS      days of run history kept; 0 keeps everything (default 30)
   HUB_PRUNE_INTERVAL_SECS     how often old run history is pruned (default 3600)
@@ -92,12 +101,18 @@ pub struct Cli {
 pub enum Command {
     /// Serve every function over HTTP (the default when no command is given).
     Serve {
-        /// Address to listen on; overrides HUB_BIND.
+        /// Operator listener's address; overrides HUB_BIND.
         #[arg(long)]
         bind: Option<std::net::IpAddr>,
-        /// Port to listen on (0 picks a free one); overrides PORT.
+        /// Operator listener's port (0 picks a free one); overrides PORT.
         #[arg(long)]
         port: Option<u16>,
+        /// Public listener's address; overrides HUB_PUBLIC_BIND.
+        #[arg(long)]
+        public_bind: Option<std::net::IpAddr>,
+        /// Public listener's port (0 picks a free one); overrides HUB_PUBLIC_PORT.
+        #[arg(long)]
+        public_port: Option<u16>,
     },
     /// Run one function once, record it as a run (trigger "cli") and print the outcome as JSON.
     /// Exits 0 on success or skip, 1 if the function failed, 2 on bad usage.

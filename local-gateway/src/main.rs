@@ -11,6 +11,8 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve {
         bind: None,
         port: None,
+        public_bind: None,
+        public_port: None,
     });
     // Commands print their result on stdout, so their logs go to stderr.
     let output = match command {
@@ -53,18 +55,24 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
         Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),
     };
     match command {
-        Command::Serve { bind, port } => {
-            if let Some(bind) = bind {
-                gateway.config.bind = bind;
-            }
-            if let Some(port) = port {
-                gateway.config.port = port;
-            }
+        Command::Serve {
+            bind,
+            port,
+            public_bind,
+            public_port,
+        } => {
+            let config = &mut gateway.config;
+            config.bind = bind.unwrap_or(config.bind);
+            config.port = port.unwrap_or(config.port);
+            config.public_bind = public_bind.unwrap_or(config.public_bind);
+            config.public_port = public_port.unwrap_or(config.public_port);
             match local_gateway::server::raise_fd_limit() {
                 Ok(limit) => {
                     let cap = &mut gateway.config.conn_limits.max_connections;
-                    // Leave room for the store, git, logs and the listener itself.
-                    let room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX);
+                    // Leave room for the store, git, logs and the listeners themselves. The cap
+                    // is per listener (so a flood on the public one cannot lock operators
+                    // out), so both listeners' connections must fit.
+                    let room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX) / 2;
                     if *cap > room {
                         tracing::warn!(
                             open_files = limit,
@@ -76,11 +84,11 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
             }
-            let listener = match gateway.bind().await {
+            let listeners = match gateway.bind().await {
                 Ok(l) => l,
                 Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),
             };
-            match gateway.serve(listener, shutdown_signal()).await {
+            match gateway.serve(listeners, shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e.to_string(), ExitCode::FAILURE),
             }

@@ -81,7 +81,15 @@ async fn render(gw: &Gateway) -> Result<String, hub_runtime::store::StoreError> 
         let routes = f
             .routes
             .iter()
-            .map(|r| format!("<code>{} {}</code>", esc(r.method), esc(r.path)))
+            .map(|r| {
+                // Public routes are reachable from the internet through Funnel: say so.
+                let public = if r.public {
+                    " <small>(public)</small>"
+                } else {
+                    ""
+                };
+                format!("<code>{} {}</code>{public}", esc(r.method), esc(r.path))
+            })
             .collect::<Vec<_>>()
             .join("<br>");
         // Writing to a String cannot fail.

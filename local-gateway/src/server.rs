@@ -23,7 +23,8 @@ pub struct ConnLimits {
     /// Deadline for a request's headers, counted from when the connection starts waiting for
     /// them: a slowloris client and an idle keep-alive connection are both closed after it.
     pub header_timeout: Duration,
-    /// Open connections served at once.
+    /// Open connections served at once, per listener: each listener has its own, so a flood
+    /// on the public one cannot take the operator's.
     pub max_connections: usize,
 }
 

@@ -5,10 +5,9 @@
 
 use local_gateway::Gateway;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -42,6 +41,10 @@ pub enum Backend {
 #[allow(unused_imports)] // only some test binaries talk to MongoDB
 pub use hub_testkit::{MongoServer, TestDb};
 
+mod process;
+#[allow(unused_imports)] // only some test binaries spawn the binary
+pub use process::*;
+
 /// Settings for one test gateway.
 #[derive(Debug)]
 pub struct Setup {
@@ -60,6 +63,9 @@ impl Setup {
             data_dir.path().display().to_string(),
         );
         env.insert("HUB_SHUTDOWN_GRACE_SECS".to_owned(), "10".to_owned());
+        // A spawned `hub-gateway` opens its public listener too: never on the fixed 8086,
+        // which parallel tests would fight over.
+        env.insert("HUB_PUBLIC_PORT".to_owned(), "0".to_owned());
         let db = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -122,10 +128,14 @@ pub async fn stored_runs(setup: &Setup) -> Vec<hub_runtime::store::RunRow> {
         .expect("list runs")
 }
 
-/// A gateway serving on 127.0.0.1:<free port> inside the test process.
+/// A gateway serving on 127.0.0.1:<free port> inside the test process, with its public
+/// listener on another free port.
 #[derive(Debug)]
 pub struct TestApp {
+    /// The operator listener.
     pub addr: SocketAddr,
+    /// The public listener.
+    pub public_addr: SocketAddr,
     pub client: reqwest::Client,
     pub gateway: Gateway,
     shutdown: Option<oneshot::Sender<()>>,
@@ -149,15 +159,20 @@ impl TestApp {
     }
 
     async fn serve(gateway: Gateway) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let listener = bind().await.expect("bind port 0");
+        let public = bind().await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
+        let public_addr = public.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let serving = gateway.clone();
+        let listeners = local_gateway::edge::Listeners {
+            operator: listener,
+            public: Some(public),
+        };
         let handle = tokio::spawn(async move {
             serving
-                .serve(listener, async {
+                .serve(listeners, async {
                     let _ = rx.await;
                 })
                 .await
@@ -165,6 +180,7 @@ impl TestApp {
         });
         Self {
             addr,
+            public_addr,
             client: reqwest::Client::new(),
             gateway,
             shutdown: Some(tx),
@@ -174,6 +190,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// `path` on the public listener.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.public_addr, path)
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
@@ -507,82 +528,4 @@ pub fn signed_push(client: &reqwest::Client, addr: &str, body: Vec<u8>) -> reqwe
         .header("x-github-event", "push")
         .header("x-hub-signature-256", webhook_gitops::testing::sign(&body))
         .body(body)
-}
-
-/// `hub-gateway` with exactly the environment of `setup` (nothing leaks in from the developer's).
-pub fn gateway_cmd(setup: &Setup) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-gateway"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", setup.data_dir.path())
-        .current_dir(setup.data_dir.path())
-        .envs(&setup.env);
-    cmd
-}
-
-/// Starts `hub-gateway serve --port 0` and returns the child and the address it logged.
-pub fn spawn_server(setup: &Setup) -> (Child, String) {
-    let mut cmd = gateway_cmd(setup);
-    cmd.args(["serve", "--port", "0"]);
-    spawn_command(cmd)
-}
-
-/// Starts `cmd` (a gateway serving, perhaps under a wrapper) and returns the child and the
-/// address it logged.
-pub fn spawn_command(cmd: Command) -> (Child, String) {
-    let (child, addr, _) = spawn_command_logged(cmd);
-    (child, addr)
-}
-
-/// The JSON log lines a spawned gateway has written to stdout so far.
-pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
-
-/// Like [`spawn_command`], keeping every log line.
-pub fn spawn_command_logged(mut cmd: Command) -> (Child, String, Logs) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hub-gateway");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let logs = Logs::default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no 'listening' line");
-        let line = lines.next().expect("gateway exited early").expect("read");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
-        logs.lock().expect("logs").push(line);
-        if v["message"] == "hub-gateway listening" {
-            break v["addr"].as_str().expect("addr").to_owned();
-        }
-    };
-    // Keep draining so the child never blocks on a full pipe.
-    let kept = logs.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            kept.lock().expect("logs").push(line);
-        }
-    });
-    (child, addr, logs)
-}
-
-/// Sends SIGTERM and waits (at most 20 s) for the process to exit.
-pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
