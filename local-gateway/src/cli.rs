@@ -139,6 +139,10 @@ pub enum BackupAction {
     /// the target, checked and kept under the retention policy. Progress on a terminal; the
     /// outcome as JSON on stdout. Exits 0 when every set succeeded, 1 otherwise.
     Run { set: Option<String> },
+    /// Restore drill: restore the newest good backup of the database set SET (or of each) into
+    /// a scratch database, count every table's rows, drop it; recorded as a run. Exits 1 if a
+    /// drill fails.
+    Drill { set: Option<String> },
     /// Good backups (those with a manifest) of SET, or of every set, newest first, as JSON.
     List { set: Option<String> },
     /// Re-read every good backup of SET (or of every set) and compare its size and SHA-256 with
