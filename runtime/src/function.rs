@@ -6,7 +6,7 @@ use crate::routes::Routes;
 use crate::runs::{Report, Runs, Trigger};
 use crate::store::Store;
 use futures::future::BoxFuture;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -43,6 +43,31 @@ pub enum InvokeError {
     Failed(String),
 }
 
+/// The gateway's own readiness, as [`Edge::ready`] reports it: `Err(reason)` when not ready.
+pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What the gateway knows of its public edge only after it has built every function and bound
+/// its public listener, so no function can be handed it at build time: [`Context::edge`] is
+/// filled once then, and read by functions that expose the edge (gate-check) at each use.
+#[derive(Clone)]
+pub struct Edge {
+    /// The bound port of the public listener (what `HUB_PUBLIC_PORT=0` became).
+    pub public_port: u16,
+    /// Every path a function serves as public, each once: what Funnel must forward.
+    pub public_paths: Vec<String>,
+    /// The gateway's readiness (store and functions), without the function that asks.
+    pub ready: ReadyCheck,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("public_port", &self.public_port)
+            .field("public_paths", &self.public_paths)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything a function is built from. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -59,6 +84,9 @@ pub struct Context {
     /// Cancelled when a shutdown's grace period is nearly over: long work checks it between
     /// steps (and around calls that may hang), stops, and records how far it got.
     pub shutdown: CancellationToken,
+    /// Empty until the gateway has bound its public listener (never filled on Lambda or by
+    /// `invoke`): a reader must treat an empty slot as "no public edge yet".
+    pub edge: Arc<OnceLock<Edge>>,
 }
 
 impl Context {
@@ -71,6 +99,7 @@ impl Context {
             tasks: TaskTracker::new(),
             http_trigger,
             shutdown: CancellationToken::new(),
+            edge: Arc::new(OnceLock::new()),
         }
     }
 }
@@ -106,6 +135,14 @@ pub trait Function: Send + Sync {
     /// accepted before a restart, tidy its tables. Not called by `invoke` or on Lambda. Nothing
     /// by default; long work belongs in [`Context::tasks`], not in the returned future.
     fn start(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// Called once when the gateway begins to shut down (on SIGTERM, before its listeners stop),
+    /// for a configured function: undo what must not outlive the process, such as a Funnel
+    /// pointing at it. Not called by `invoke` or on Lambda. Nothing by default; the gateway
+    /// bounds how long it waits.
+    fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
 

@@ -44,8 +44,16 @@ struct SetLabels {
     set: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabels {
+    to: String,
+}
+
 const FUNNEL_REFUSED_HELP: &str =
     "Requests through Tailscale Funnel refused because they reached an operator route";
+
+const GATE_OPEN_HELP: &str = "1 while gate-check keeps Tailscale Funnel open, else 0";
+const GATE_TRANSITIONS_HELP: &str = "gate-check's Funnel openings and closings, by new state";
 
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
@@ -63,6 +71,8 @@ struct Otel {
     funnel_refused: opentelemetry::metrics::Counter<u64>,
     backup_last_success: opentelemetry::metrics::Gauge<f64>,
     backup_bytes: opentelemetry::metrics::Gauge<i64>,
+    gate_open: opentelemetry::metrics::Gauge<i64>,
+    gate_transitions: opentelemetry::metrics::Counter<u64>,
 }
 
 impl Otel {
@@ -115,6 +125,14 @@ impl Otel {
                 .i64_gauge("hub_backup_bytes")
                 .with_description("Size of the newest good backup, by backup set")
                 .build(),
+            gate_open: m
+                .i64_gauge("hub_gate_open")
+                .with_description(GATE_OPEN_HELP)
+                .build(),
+            gate_transitions: m
+                .u64_counter("hub_gate_transitions")
+                .with_description(GATE_TRANSITIONS_HELP)
+                .build(),
         }
     }
 }
@@ -136,6 +154,9 @@ struct Inner {
     /// minio-backup's: per backup set, the time and size of the newest good backup.
     backup_last_success: Family<SetLabels, Gauge<f64, AtomicU64>>,
     backup_bytes: Family<SetLabels, Gauge>,
+    /// gate-check's: whether the funnel is open, and its transitions.
+    gate_open: Gauge,
+    gate_transitions: Family<GateLabels, Counter>,
     connections_open: Gauge,
     connections_refused: Counter,
     funnel_refused: Counter,
@@ -172,6 +193,14 @@ impl Default for Metrics {
             "backup_bytes",
             "Size of the newest good backup, by backup set",
             backup_bytes.clone(),
+        );
+        let gate_open = Gauge::default();
+        let gate_transitions = Family::<GateLabels, Counter>::default();
+        registry.register("gate_open", GATE_OPEN_HELP, gate_open.clone());
+        registry.register(
+            "gate_transitions",
+            GATE_TRANSITIONS_HELP,
+            gate_transitions.clone(),
         );
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
@@ -229,6 +258,8 @@ impl Default for Metrics {
                 skips,
                 backup_last_success,
                 backup_bytes,
+                gate_open,
+                gate_transitions,
                 connections_open,
                 connections_refused,
                 funnel_refused,
@@ -359,6 +390,29 @@ impl Metrics {
             .record(i64::try_from(bytes).unwrap_or(i64::MAX), &f);
     }
 
+    /// gate-check's funnel state now (also at start, from its stored state). Creates both
+    /// transition series at 0, so an alert on their rate works before the first transition.
+    pub fn gate_state(&self, open: bool) {
+        let v = i64::from(open);
+        self.inner.gate_open.set(v);
+        self.inner.otel.gate_open.record(v, &[]);
+        for to in ["open", "closed"] {
+            let _ = self
+                .inner
+                .gate_transitions
+                .get_or_create(&GateLabels { to: to.into() });
+        }
+    }
+
+    /// gate-check opened (`to = "open"`) or closed (`"closed"`) the funnel.
+    pub fn gate_transition(&self, to: &str) {
+        self.inner
+            .gate_transitions
+            .get_or_create(&GateLabels { to: to.to_owned() })
+            .inc();
+        self.inner.otel.gate_transitions.add(1, &[kv("to", to)]);
+    }
+
     pub fn scheduler_skip(&self, function: &str, reason: &str) {
         self.inner
             .skips
@@ -450,6 +504,30 @@ mod tests {
         assert!(text.contains("# TYPE hub_runs_in_flight gauge\n"), "{text}");
         assert!(!text.contains("# EOF"), "{text}");
         assert!(m.encode().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn gate_series_exist_from_the_first_state_and_count_transitions() {
+        let m = Metrics::default();
+        m.gate_state(false);
+        let text = m.encode_prometheus();
+        assert!(text.contains("hub_gate_open 0\n"), "{text}");
+        assert!(
+            text.contains("hub_gate_transitions_total{to=\"open\"} 0\n"),
+            "{text}"
+        );
+        m.gate_transition("open");
+        m.gate_state(true);
+        let text = m.encode_prometheus();
+        assert!(text.contains("hub_gate_open 1\n"), "{text}");
+        assert!(
+            text.contains("hub_gate_transitions_total{to=\"open\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hub_gate_transitions_total{to=\"closed\"} 0\n"),
+            "{text}"
+        );
     }
 }
 

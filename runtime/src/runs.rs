@@ -16,6 +16,8 @@ pub enum Trigger {
     Schedule,
     Cli,
     Lambda,
+    /// Work a function does as the gateway shuts down ([`crate::Function::stop`]).
+    Shutdown,
 }
 
 impl Trigger {
@@ -25,6 +27,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Cli => "cli",
             Trigger::Lambda => "lambda",
+            Trigger::Shutdown => "shutdown",
         }
     }
 }
