@@ -4,7 +4,9 @@
 //! - [`MongoServer`]: a real MongoDB wire-protocol server (PoloDB's) per test on a free port;
 //! - [`lambda`]: a minimal AWS Lambda Runtime API and a function binary driven by it;
 //! - [`BaoServer`]: a real OpenBao dev server per test;
-//! - [`GarageServer`]: a real S3 server (Garage) per test.
+//! - [`GarageServer`]: a real S3 server (Garage) per test;
+//! - [`tailscale::LocalApi`]: a stand-in for tailscaled's LocalAPI on a unix socket (the one
+//!   fake: tailscaled cannot run here), recording every call.
 
 pub mod bao;
 mod config;
@@ -12,6 +14,7 @@ pub mod garage;
 pub mod lambda;
 mod mongo;
 mod pg;
+pub mod tailscale;
 
 pub use bao::BaoServer;
 pub use garage::GarageServer;
