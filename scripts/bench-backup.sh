@@ -69,17 +69,18 @@ measure() {
   cat "$WORK/time"
 }
 
+# "<seconds> <peak KiB>" of one minio-backup run (prefix hub-$1, BACKUP_VERIFY=$2).
 hub() {
   mkdir -p "$WORK/hub-$1"
-  env -i PATH="$PATH" HOME="$HOME" HUB_DATA_DIR="$WORK/hub-$1" RUST_LOG=warn \
+  measure env -i PATH="$PATH" HOME="$HOME" HUB_DATA_DIR="$WORK/hub-$1" RUST_LOG=warn \
     BACKUP_DATABASE_URL=postgres://bench@127.0.0.1/bench BACKUP_PG_DUMP="$WORK/pg_dump" \
     BACKUP_S3_ENDPOINT="http://127.0.0.1:$S3" BACKUP_S3_BUCKET=$BUCKET BACKUP_S3_PREFIX="hub-$1" \
     BACKUP_S3_REGION=garage BACKUP_S3_ACCESS_KEY_ID=$KEY_ID BACKUP_S3_SECRET_ACCESS_KEY=$SECRET \
     BACKUP_VERIFY="$2" target/release/hub-gateway invoke minio-backup
 }
 
-read -r HUB_S HUB_KB < <(measure hub plain false)
-read -r VER_S VER_KB < <(measure hub verified true)
+read -r HUB_S HUB_KB < <(hub plain false)
+read -r VER_S VER_KB < <(hub verified true)
 export RCLONE_CONFIG_GARAGE_TYPE=s3 RCLONE_CONFIG_GARAGE_PROVIDER=Other \
   RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID=$KEY_ID RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY=$SECRET \
   RCLONE_CONFIG_GARAGE_ENDPOINT="http://127.0.0.1:$S3" RCLONE_CONFIG_GARAGE_REGION=garage \

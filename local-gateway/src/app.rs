@@ -135,6 +135,7 @@ pub const FUNCTIONS: &[Registration] = &[
     metrics_flush::REGISTRATION,
     reading_sync::REGISTRATION,
     minio_backup::REGISTRATION,
+    gate_check::REGISTRATION,
 ];
 
 /// Every function the hub ships, built from one context.
@@ -245,6 +246,16 @@ impl Gateway {
                 self.config.prune_interval,
             ))
         });
+        if let Some(public) = public_addr {
+            let edge = crate::funnel::edge(
+                public.port(),
+                &self.functions,
+                &self.route_infos,
+                self.ctx.store.clone(),
+            );
+            // Set once per context; a second serve of the same gateway keeps the first.
+            let _ = self.ctx.edge.set(edge);
+        }
         for f in self.functions.iter().filter(|f| f.configured().is_ok()) {
             f.start().await;
         }
@@ -262,9 +273,18 @@ impl Gateway {
         // exits within the grace (inside Kubernetes' and systemd's own timeouts).
         let grace = self.config.shutdown_grace;
         let (began_tx, began_rx) = tokio::sync::oneshot::channel();
+        // Stop hooks run first, bounded, while the listeners still serve: gate-check closes
+        // Funnel so it never points at a gateway that is going away.
+        let stoppers = self.functions.clone();
+        let stop_bound = (grace / 4).min(Duration::from_secs(10));
         let signal = async move {
             shutdown.await;
             let _ = began_tx.send(tokio::time::Instant::now());
+            for f in stoppers.iter().filter(|f| f.configured().is_ok()) {
+                if tokio::time::timeout(stop_bound, f.stop()).await.is_err() {
+                    tracing::warn!(function = f.name(), "stop hook timed out");
+                }
+            }
         };
         let wind_down = (grace / 4).min(Duration::from_secs(5));
         // One signal stops both listeners.

@@ -31,6 +31,7 @@ pub mod app;
 pub mod backup_cli;
 pub mod cli;
 pub mod edge;
+pub mod funnel;
 pub mod pages;
 pub mod progress;
 pub mod scheduler;
