@@ -437,3 +437,26 @@ mod tests {
         assert!(err.to_string().contains("TOKEN_FILE"), "{err}");
     }
 }
+
+/// The OpenTelemetry SDK's standard variables, read once where logging starts (before the
+/// rest of the configuration, so that its errors can be logged). Blank counts as unset.
+#[derive(Debug, Clone, Default)]
+pub struct OtelEnv {
+    pub endpoint: Option<String>,
+    pub protocol: Option<String>,
+    pub service_name: Option<String>,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, in milliseconds.
+    pub metric_export_interval: Option<String>,
+}
+
+impl OtelEnv {
+    pub fn from_env() -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            endpoint: env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            protocol: env("OTEL_EXPORTER_OTLP_PROTOCOL"),
+            service_name: env("OTEL_SERVICE_NAME"),
+            metric_export_interval: env("OTEL_METRIC_EXPORT_INTERVAL"),
+        }
+    }
+}

@@ -26,7 +26,6 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const OTLP_PROTOCOL_ENV: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
 /// Flushes and stops trace and metric export when dropped.
@@ -124,12 +123,14 @@ pub use hub_core::logs::LogOutput;
 /// `service` becomes the OTLP `service.name` unless `OTEL_SERVICE_NAME` says otherwise. Call
 /// it inside the Tokio runtime (see the module docs).
 pub fn init(service: &'static str, output: LogOutput) -> Telemetry {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let otlp =
-        env(OTLP_ENDPOINT_ENV).map(|e| Otlp::from_settings(&e, env(OTLP_PROTOCOL_ENV).as_deref()));
-    let name = env("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_owned());
+    let env = hub_core::config::OtelEnv::from_env();
+    let otlp = env
+        .endpoint
+        .map(|e| Otlp::from_settings(&e, env.protocol.as_deref()));
+    let name = env.service_name.unwrap_or_else(|| service.to_owned());
     let resource = Resource::builder().with_service_name(name.clone()).build();
-    let interval = env("OTEL_METRIC_EXPORT_INTERVAL")
+    let interval = env
+        .metric_export_interval
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|ms| *ms > 0)
         .map_or(Duration::from_secs(60), Duration::from_millis);
