@@ -138,6 +138,43 @@ impl Source {
         }
     }
 
+    /// A list: comma-separated in `env` or in a string at `key`, or an array of strings at
+    /// `key`; items trimmed, empty ones dropped. `None` when unset or empty.
+    pub fn list(&self, key: &str, env: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        let items: Vec<String> = match (
+            self.env.get(env).filter(|v| !v.is_empty()),
+            self.file_value(key),
+        ) {
+            (Some(text), _) => text.split(',').map(str::to_owned).collect(),
+            (None, Some(toml::Value::Array(items))) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| ConfigError::Invalid {
+                    setting: if env.is_empty() {
+                        key.to_owned()
+                    } else {
+                        format!("{env} ({key})")
+                    },
+                    message: "must be a list of strings".into(),
+                })?,
+            (None, Some(toml::Value::String(text))) => text.split(',').map(str::to_owned).collect(),
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    setting: key.to_owned(),
+                    message: "must be a list of strings or a comma-separated string".into(),
+                });
+            }
+            (None, None) => return Ok(None),
+        };
+        let items: Vec<String> = items
+            .iter()
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect();
+        Ok((!items.is_empty()).then_some(items))
+    }
+
     /// A typed setting, `None` when unset; a value that does not parse is an error naming both
     /// places the setting can come from.
     pub fn get<T>(&self, key: &str, env: &str) -> Result<Option<T>, ConfigError>

@@ -86,7 +86,13 @@ impl Backup {
                 good.manifest.key
             ))),
         };
-        let dropped = drop_database(&server, &scratch).await;
+        let dropped = crate::restore::drop_database(&server, &scratch)
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "the scratch database {scratch} is left behind: {e}"
+                ))
+            });
         let tables = counted?;
         dropped?;
         Ok(Drilled {
@@ -99,17 +105,11 @@ impl Backup {
     }
 }
 
-fn with_database(server: &str, name: &str) -> Result<url::Url, BackupError> {
-    let mut url = url::Url::parse(server).map_err(|_| failed("the set's URL is not valid"))?;
-    url.set_path(name);
-    Ok(url)
-}
-
 /// `SELECT count(*)` of every table outside PostgreSQL's own schemas: each table must be
 /// readable, not only present in the catalogue.
 async fn count_tables(server: &str, name: &str) -> Result<Vec<(String, i64)>, BackupError> {
-    let url = with_database(server, name)?;
-    let mut conn = sqlx::PgConnection::connect(url.as_str())
+    let url = crate::source::with_database(server, name).map_err(failed)?;
+    let mut conn = sqlx::PgConnection::connect(&url)
         .await
         .map_err(|e| failed(format!("cannot connect to the scratch database: {e}")))?;
     let tables: Vec<(String,)> = sqlx::query_as(
@@ -130,16 +130,4 @@ async fn count_tables(server: &str, name: &str) -> Result<Vec<(String, i64)>, Ba
     }
     let _ = conn.close().await;
     Ok(counts)
-}
-
-async fn drop_database(server: &str, name: &str) -> Result<(), BackupError> {
-    let mut admin = sqlx::PgConnection::connect(server)
-        .await
-        .map_err(|e| failed(format!("cannot connect to drop {name}: {e}")))?;
-    // WITH (FORCE): a connection left by a failed count must not keep the copy alive.
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| failed(format!("the scratch database {name} is left behind: {e}")))?;
-    Ok(())
 }

@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use tokio::io::AsyncReadExt;
 use tokio_util::io::SyncIoBridge;
 
 /// Where a restore goes.
@@ -171,8 +172,7 @@ impl Backup {
             )));
         }
         let server = self.server_url(&m.set)?;
-        let mut url = url::Url::parse(&server).map_err(|_| failed("the set's URL is not valid"))?;
-        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url.as_str())
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
             .await
             .map_err(|e| failed(format!("cannot connect to the set's server: {e}")))?;
         let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
@@ -185,13 +185,28 @@ impl Backup {
                 "database {name} exists; restore into a new name (nothing was changed)"
             )));
         }
-        let mut stored = self.open(m, keys, progress).await?;
+        let stored = self.open(m, keys, progress).await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
             .await
             .map_err(failed)?;
-        url.set_path(name);
-        let (url, password) = crate::source::split_password(url.as_str()).map_err(failed)?;
+        let _ = sqlx::Connection::close(admin).await;
+        let target = crate::source::with_database(&server, name).map_err(failed)?;
+        if let Err(e) = self.pg_restore(stored, &target).await {
+            // The database is this restore's own (it did not exist): dropping it leaves the
+            // server as it was, rather than a half-filled copy that looks restored.
+            return Err(failed(match drop_database(&server, name).await {
+                Ok(()) => format!("{e}; the partly restored database {name} was dropped"),
+                Err(d) => format!("{e}; the partly restored database {name} is left behind: {d}"),
+            }));
+        }
+        Ok(format!("{} restored into database {name}", m.key))
+    }
+
+    /// Streams `stored` into `pg_restore` on database `url`. When pg_restore stops reading
+    /// because it failed, its own words are the error, not the broken pipe they caused.
+    async fn pg_restore(&self, mut stored: Box<dyn Read + Send>, url: &str) -> Result<(), String> {
+        let (url, password) = crate::source::split_password(url)?;
         let mut cmd = tokio::process::Command::new(&self.inner.cfg.pg_restore);
         cmd.args([
             "--no-owner",
@@ -209,28 +224,36 @@ impl Backup {
         }
         let mut child = cmd
             .spawn()
-            .map_err(|e| failed(format!("cannot run pg_restore: {e}")))?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| failed("pg_restore has no stdin"))?;
+            .map_err(|e| format!("cannot run pg_restore: {e} (BACKUP_PG_RESTORE names it)"))?;
+        let stdin = child.stdin.take().ok_or("pg_restore has no stdin")?;
+        let mut stderr = child.stderr.take().ok_or("pg_restore has no stderr")?;
+        // Read alongside the copy, bounded: pg_restore blocked on a full stderr pipe would
+        // stop reading its input and the copy would wait for ever.
+        let complaints = tokio::spawn(async move {
+            let mut err = Vec::new();
+            let _ = (&mut stderr).take(16 * 1024).read_to_end(&mut err).await;
+            let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+            String::from_utf8_lossy(&err).trim().to_owned()
+        });
         let mut stdin = SyncIoBridge::new(stdin);
         // Returning drops stdin: pg_restore sees the end of its input.
         let copied = tokio::task::spawn_blocking(move || std::io::copy(&mut stored, &mut stdin))
             .await
-            .map_err(failed)?;
-        let out = child.wait_with_output().await.map_err(failed)?;
-        if let Err(e) = copied {
-            return Err(failed(format!("streaming the backup into pg_restore: {e}")));
+            .map_err(|e| e.to_string())?;
+        let status = child.wait().await.map_err(|e| format!("pg_restore: {e}"))?;
+        let said = complaints.await.unwrap_or_default();
+        match copied {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let mut why = format!("reading the backup: {e}");
+                if !status.success() {
+                    why.push_str(&format!("; pg_restore failed ({status}): {said}"));
+                }
+                Err(why)
+            }
+            _ if !status.success() => Err(format!("pg_restore failed ({status}): {said}")),
+            Err(e) => Err(format!("streaming the backup into pg_restore: {e}")),
+            Ok(_) => Ok(()),
         }
-        if !out.status.success() {
-            return Err(failed(format!(
-                "pg_restore failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(format!("{} restored into database {name}", m.key))
     }
 
     async fn to_dir(
@@ -279,4 +302,18 @@ impl Backup {
         .map_err(failed)?;
         Ok(format!("{} restored into {}", m.key, dir.display()))
     }
+}
+
+/// Drops database `name` on `server`. `WITH (FORCE)`: a connection a failed restore or count
+/// left open must not keep the copy alive.
+pub(crate) async fn drop_database(server: &str, name: &str) -> Result<(), String> {
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(server)
+        .await
+        .map_err(|e| format!("cannot connect to drop {name}: {e}"))?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = sqlx::Connection::close(admin).await;
+    Ok(())
 }

@@ -86,6 +86,13 @@ pub(crate) fn split_password(url: &str) -> Result<(String, Option<String>), Stri
     Ok((u.to_string(), password))
 }
 
+/// `url` pointing at database `name` on the same server (same user, password, options).
+pub(crate) fn with_database(url: &str, name: &str) -> Result<String, String> {
+    let mut u = url::Url::parse(url).map_err(|_| "not a postgres:// URL".to_owned())?;
+    u.set_path(name);
+    Ok(u.to_string())
+}
+
 /// The database name a URL points at, for the manifest.
 fn database_of(url: &str) -> String {
     url::Url::parse(url)

@@ -10,7 +10,7 @@
 use crate::encrypt::Recipients;
 use crate::retention::Policy;
 use hub_runtime::{ConfigError, Source};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 
 /// What one set backs up.
@@ -80,12 +80,50 @@ fn invalid(setting: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Set names become object-key segments and metric labels.
+/// Set names become object-key segments and metric labels: `[a-z0-9_-]{1,64}`, or
+/// `SET/DATABASE` for each database of a `postgres` set that lists several.
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    let segment = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    match name.split_once('/') {
+        Some((set, db)) => segment(set) && segment(db),
+        None => segment(name),
+    }
+}
+
+/// The sets a `postgres` set stands for: itself when it names no `databases` (the database
+/// of its URL), else one set `NAME/DATABASE` per database listed, each dumped on its own from
+/// the same server — a custom-format dump holds one database, and separate objects restore
+/// and expire one by one.
+fn postgres_sets(
+    name: &str,
+    url: SecretString,
+    databases: Option<Vec<String>>,
+    setting: &str,
+    template: &SetConfig,
+) -> Result<Vec<SetConfig>, ConfigError> {
+    let Some(databases) = databases else {
+        return Ok(vec![SetConfig {
+            name: name.to_owned(),
+            kind: SetKind::Postgres { url },
+            ..template.clone()
+        }]);
+    };
+    databases
+        .iter()
+        .map(|db| {
+            let url = crate::source::with_database(url.expose_secret(), db)
+                .map_err(|e| invalid(setting, e))?;
+            Ok(SetConfig {
+                name: format!("{name}/{db}"),
+                kind: SetKind::Postgres { url: url.into() },
+                ..template.clone()
+            })
+        })
+        .collect()
 }
 
 fn policy(src: &Source, key: &str, fallback: Policy) -> Result<Policy, ConfigError> {
@@ -115,25 +153,15 @@ fn recipients(src: &Source, key: &str, env: &str) -> Result<Option<Recipients>, 
     } else {
         format!("{env} ({key})")
     };
-    let (parent, name) = key.rsplit_once('.').unwrap_or(("", key));
-    let array = src
-        .table(parent)
-        .and_then(|t| t.get(name))
-        .and_then(|v| v.as_array());
-    let parsed = match (src.raw("", env), array) {
-        (Some(text), _) => Recipients::parse(text.split(',')),
-        (None, Some(items)) => {
-            let items: Option<Vec<&str>> = items.iter().map(|v| v.as_str()).collect();
-            let items =
-                items.ok_or_else(|| invalid(&setting, "must list age1… keys as strings"))?;
-            Recipients::parse(items)
-        }
-        (None, None) => match src.raw(key, "") {
-            Some(text) => Recipients::parse(text.split(',')),
-            None => return Ok(None),
-        },
+    let items = match src.list(key, env)? {
+        Some(items) => items,
+        // Set but holding only separators: an error, not "no encryption".
+        None if src.raw(key, env).is_some() => Vec::new(),
+        None => return Ok(None),
     };
-    parsed.map(Some).map_err(|e| invalid(&setting, e))
+    Recipients::parse(items.iter().map(String::as_str))
+        .map(Some)
+        .map_err(|e| invalid(&setting, e))
 }
 
 /// Like the system it replaces, which kept seven nightly folders.
@@ -162,13 +190,29 @@ impl BackupConfig {
         };
         let default_policy = policy(src, "minio_backup", base)?;
         let mut sets = Vec::new();
+        let template = SetConfig {
+            name: String::new(),
+            kind: SetKind::HubStore,
+            policy: default_policy,
+            encrypt_to: encrypt_to.clone(),
+        };
         if let Some(url) = src.secret("minio_backup.database_url", "BACKUP_DATABASE_URL")? {
-            sets.push(SetConfig {
-                name: "postgres".into(),
-                kind: SetKind::Postgres { url },
-                policy: default_policy,
-                encrypt_to: encrypt_to.clone(),
-            });
+            let databases = src.list("minio_backup.databases", "BACKUP_DATABASES")?;
+            sets.extend(postgres_sets(
+                "postgres",
+                url,
+                databases,
+                "BACKUP_DATABASE_URL",
+                &template,
+            )?);
+        } else if src
+            .raw("minio_backup.databases", "BACKUP_DATABASES")
+            .is_some()
+        {
+            return Err(invalid(
+                "BACKUP_DATABASES",
+                "names databases on the server of BACKUP_DATABASE_URL, which is not set",
+            ));
         }
         if let Some(dirs) = src.raw("minio_backup.dirs", "BACKUP_DIRS") {
             for item in dirs.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -195,12 +239,22 @@ impl BackupConfig {
             names.sort();
             for name in names {
                 let key = format!("minio_backup.sets.{name}");
+                let set = SetConfig {
+                    name: name.clone(),
+                    policy: policy(src, &key, default_policy)?,
+                    encrypt_to: recipients(src, &format!("{key}.age_recipients"), "")?
+                        .or_else(|| encrypt_to.clone()),
+                    ..template.clone()
+                };
                 let kind = match src.raw(&format!("{key}.kind"), "").as_deref() {
-                    Some("postgres") => SetKind::Postgres {
-                        url: src.secret(&format!("{key}.url"), "")?.ok_or_else(|| {
+                    Some("postgres") => {
+                        let url = src.secret(&format!("{key}.url"), "")?.ok_or_else(|| {
                             invalid(&key, "a postgres set needs url (or url_file)")
-                        })?,
-                    },
+                        })?;
+                        let databases = src.list(&format!("{key}.databases"), "")?;
+                        sets.extend(postgres_sets(name, url, databases, &key, &set)?);
+                        continue;
+                    }
                     Some("dir") => {
                         let path: PathBuf = src
                             .get(&format!("{key}.path"), "")?
@@ -218,21 +272,13 @@ impl BackupConfig {
                         ));
                     }
                 };
-                sets.push(SetConfig {
-                    name: name.clone(),
-                    kind,
-                    policy: policy(src, &key, default_policy)?,
-                    encrypt_to: recipients(src, &format!("{key}.age_recipients"), "")?
-                        .or_else(|| encrypt_to.clone()),
-                });
+                sets.push(SetConfig { kind, ..set });
             }
         }
         if sets.is_empty() {
             sets.push(SetConfig {
                 name: "hub".into(),
-                kind: SetKind::HubStore,
-                policy: default_policy,
-                encrypt_to: encrypt_to.clone(),
+                ..template
             });
         }
         let mut seen = std::collections::HashSet::new();
@@ -240,7 +286,18 @@ impl BackupConfig {
             if !valid_name(&s.name) {
                 return Err(invalid(
                     "BACKUP_DIRS / [minio_backup.sets]",
-                    format!("set name {:?} is not [a-z0-9_-]{{1,64}}", s.name),
+                    format!(
+                        "set name {:?} is not [a-z0-9_-]{{1,64}} (nor SET/DATABASE, each part so)",
+                        s.name
+                    ),
+                ));
+            }
+            // `a` and `a/b` would share the key prefix `a/`.
+            let parent = s.name.split_once('/').map(|(p, _)| p);
+            if let Some(p) = parent.filter(|p| sets.iter().any(|o| o.name == *p)) {
+                return Err(invalid(
+                    "BACKUP_DIRS / [minio_backup.sets]",
+                    format!("set {:?} would share its keys with set {p:?}", s.name),
                 ));
             }
             if !seen.insert(s.name.clone()) {
@@ -311,173 +368,4 @@ impl BackupConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-    use std::path::Path;
-
-    fn config(env: &[(&str, &str)]) -> Result<BackupConfig, ConfigError> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let src = Source::from_parts(None, env).expect("source");
-        BackupConfig::from_source(&src, std::path::Path::new("/var/lib/hub"))
-    }
-
-    #[test]
-    fn without_settings_the_hub_store_goes_to_the_data_dir() {
-        let cfg = config(&[]).expect("valid");
-        assert_eq!(cfg.sets.len(), 1);
-        assert!(matches!(cfg.sets[0].kind, SetKind::HubStore));
-        assert_eq!(cfg.sets[0].policy, DEFAULT_POLICY);
-        assert!(
-            matches!(&cfg.target, TargetConfig::Local { dir } if dir == std::path::Path::new("/var/lib/hub/backups"))
-        );
-        assert!(cfg.verify_readback);
-    }
-
-    #[test]
-    fn the_simple_cases_come_from_the_environment() {
-        let cfg = config(&[
-            ("BACKUP_DATABASE_URL", "postgres://u:p@db/homelab"),
-            (
-                "BACKUP_DIRS",
-                "grafana=/var/lib/grafana, loki=/var/lib/loki",
-            ),
-            ("BACKUP_S3_ENDPOINT", "http://127.0.0.1:9000"),
-            ("BACKUP_S3_BUCKET", "backups"),
-            ("BACKUP_S3_PREFIX", "/homelab/"),
-            ("BACKUP_S3_ACCESS_KEY_ID", "AKIA"),
-            ("BACKUP_S3_SECRET_ACCESS_KEY", "secret"),
-            ("BACKUP_KEEP_DAILY", "7"),
-            ("BACKUP_KEEP_MONTHLY", "6"),
-        ])
-        .expect("valid");
-        let names: Vec<&str> = cfg.sets.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["postgres", "grafana", "loki"]);
-        assert_eq!(
-            cfg.sets[2].policy,
-            Policy {
-                keep_daily: 7,
-                keep_monthly: 6,
-                ..Policy::default()
-            }
-        );
-        let TargetConfig::S3(s3) = &cfg.target else {
-            panic!("S3 target")
-        };
-        assert_eq!(
-            (s3.prefix.as_str(), s3.region.as_str()),
-            ("homelab", "us-east-1")
-        );
-    }
-
-    #[test]
-    fn bad_settings_name_themselves() {
-        for (env, setting) in [
-            (vec![("BACKUP_DIRS", "grafana")], "BACKUP_DIRS"),
-            (vec![("BACKUP_DIRS", "g=relative/path")], "BACKUP_DIRS"),
-            (vec![("BACKUP_DIRS", "Bad Name=/x")], "set name"),
-            (vec![("BACKUP_DIRS", "a=/x,a=/y")], "twice"),
-            (
-                vec![("BACKUP_S3_ENDPOINT", "minio:9000")],
-                "BACKUP_S3_ENDPOINT",
-            ),
-            (
-                vec![("BACKUP_S3_ENDPOINT", "http://minio:9000")],
-                "BACKUP_S3_BUCKET",
-            ),
-            (vec![("BACKUP_KEEP_LAST", "-1")], "BACKUP_KEEP_LAST"),
-            (
-                vec![("BACKUP_AGE_RECIPIENTS", "age1xyz")],
-                "BACKUP_AGE_RECIPIENTS",
-            ),
-        ] {
-            let err = config(&env).expect_err("invalid").to_string();
-            assert!(err.contains(setting), "{env:?}: {err}");
-        }
-    }
-
-    fn key() -> String {
-        age::x25519::Identity::generate().to_public().to_string()
-    }
-
-    #[test]
-    fn recipients_apply_to_every_set_unless_a_set_names_its_own() {
-        let (a, b, own) = (key(), key(), key());
-        let file = tempfile::NamedTempFile::new().expect("hub.toml");
-        std::fs::write(
-            file.path(),
-            format!(
-                "[minio_backup.sets.loki]\nkind = \"dir\"\npath = \"/var/lib/loki\"\n\
-                 age_recipients = [\"{own}\"]\n\
-                 [minio_backup.sets.tempo]\nkind = \"dir\"\npath = \"/var/lib/tempo\"\n"
-            ),
-        )
-        .expect("write");
-        let env = HashMap::from([
-            (
-                "BACKUP_DIRS".to_owned(),
-                "grafana=/var/lib/grafana".to_owned(),
-            ),
-            ("BACKUP_AGE_RECIPIENTS".to_owned(), format!("{a}, {b}")),
-            (
-                "BACKUP_AGE_IDENTITY_FILE".to_owned(),
-                "/root/backup.key".to_owned(),
-            ),
-        ]);
-        let src = Source::from_parts(Some(file.path()), env).expect("source");
-        let cfg = BackupConfig::from_source(&src, Path::new("/var/lib/hub")).expect("valid");
-        let to: Vec<(&str, Vec<String>)> = cfg
-            .sets
-            .iter()
-            .map(|s| {
-                (
-                    s.name.as_str(),
-                    s.encrypt_to.as_ref().map_or_else(Vec::new, |r| r.keys()),
-                )
-            })
-            .collect();
-        assert_eq!(
-            to,
-            [
-                ("grafana", vec![a.clone(), b.clone()]),
-                ("loki", vec![own]),
-                ("tempo", vec![a, b])
-            ]
-        );
-        assert_eq!(
-            cfg.age_identity_file.as_deref(),
-            Some(Path::new("/root/backup.key"))
-        );
-        assert!(config(&[]).expect("valid").sets[0].encrypt_to.is_none());
-    }
-
-    #[test]
-    fn a_bad_recipient_names_the_setting_and_not_the_value() {
-        let secret = age::x25519::Identity::generate().to_string();
-        let secret = age::secrecy::ExposeSecret::expose_secret(&secret).to_owned();
-        for value in [format!("{},age1typo", key()), secret.clone(), " , ".into()] {
-            let err = config(&[("BACKUP_AGE_RECIPIENTS", &value)])
-                .expect_err("invalid")
-                .to_string();
-            assert!(err.contains("BACKUP_AGE_RECIPIENTS"), "{err}");
-            assert!(!err.contains("age1typo") && !err.contains(&secret), "{err}");
-        }
-        let file = tempfile::NamedTempFile::new().expect("hub.toml");
-        std::fs::write(
-            file.path(),
-            "[minio_backup.sets.loki]\nkind = \"dir\"\npath = \"/l\"\nage_recipients = [1]\n",
-        )
-        .expect("write");
-        let src = Source::from_parts(Some(file.path()), HashMap::new()).expect("source");
-        let err = BackupConfig::from_source(&src, Path::new("/var/lib/hub"))
-            .expect_err("invalid")
-            .to_string();
-        assert!(
-            err.contains("minio_backup.sets.loki.age_recipients"),
-            "{err}"
-        );
-    }
-}
+mod tests;
