@@ -54,8 +54,8 @@ k3s-up: ## Deploy k3s/ to the current cluster (kubectl apply -k), creating missi
 	$(KUBECTL) apply -k $(K3S_DIR)
 
 .PHONY: k3s-down
-k3s-down: ## Remove what k3s/ deployed (kubectl delete -k); secrets and volumes stay
-	$(KUBECTL) delete -k $(K3S_DIR) --ignore-not-found
+k3s-down: ## Remove what k3s/ deployed (kubectl delete -k); the namespace, its secrets and volumes stay
+	$(KUBECTL) delete -k $(K3S_DIR) --ignore-not-found --selector app.kubernetes.io/part-of=observability-hub
 
 .PHONY: k3s-status
 k3s-status: ## Pods, services, volumes and jobs in the observability namespace
