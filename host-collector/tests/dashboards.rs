@@ -7,12 +7,12 @@
 mod common;
 
 use common::{Hub, TOKEN, collector};
-use hub_testkit::{MongoServer, TestDb};
+use hub_testkit::{MongoServer, TestDb, grafana};
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
-use sqlx::{Column, Connection, PgConnection, Row};
-use std::path::{Path, PathBuf};
+use sqlx::{Connection, PgConnection};
+use std::path::Path;
 use tempfile::TempDir;
 
 /// The users' dashboards, as `../shared/seed-compat` hands them over; kept in the repository so
@@ -30,85 +30,22 @@ const ORIGINALS: &str = concat!(
 const HOST: &str = "server";
 const SOURCES: [&str; 5] = ["freecodecamp", "github", "shopify", "stripe", "substack"];
 
-/// (dashboard, panel title, SQL) of every panel of both dashboards.
-fn panels() -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let dir = Path::new(DASHBOARDS);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+/// Every panel of both dashboards.
+fn panels() -> Vec<grafana::Panel> {
+    let out: Vec<grafana::Panel> = grafana::dashboard_files(Path::new(DASHBOARDS))
+        .iter()
+        .flat_map(|f| grafana::panels(f))
         .collect();
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("dashboard");
-        let json: Value = serde_json::from_str(&text).expect("dashboard JSON");
-        let name = file
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        let mut stack = vec![&json];
-        while let Some(node) = stack.pop() {
-            for p in node["panels"].as_array().into_iter().flatten() {
-                stack.push(p);
-                for t in p["targets"].as_array().into_iter().flatten() {
-                    if let Some(sql) = t["rawSql"].as_str() {
-                        let title = p["title"].as_str().unwrap_or("?").to_owned();
-                        out.push((name.clone(), title, sql.to_owned()));
-                    }
-                }
-            }
-        }
-    }
     assert!(out.len() >= 9, "both dashboards' panels: {out:?}");
-    out
-}
-
-/// Grafana's `$__timeFilter(col)` as a range over the test data.
-fn time_filter(sql: &str) -> String {
-    let mut out = String::new();
-    let mut rest = sql;
-    while let Some(at) = rest.find("$__timeFilter(") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + "$__timeFilter(".len()..];
-        let close = after.find(')').expect("macro closes");
-        let col = &after[..close];
-        out.push_str(&format!(
-            "{col} BETWEEN now() - interval '400 days' AND now() + interval '1 day'"
-        ));
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
     out
 }
 
 /// Runs every panel; each must succeed and return a row whose every column is non-null.
 async fn run_dashboards(url: &str, interface: &str) {
-    let mut conn = PgConnection::connect(url).await.expect("connect");
-    let mut failures = Vec::new();
-    for (dashboard, title, sql) in panels() {
-        let sql = time_filter(&sql).replace("'enp5s0'", &format!("'{interface}'"));
-        match sqlx::query(&sql).fetch_all(&mut conn).await {
-            Err(e) => failures.push(format!("{dashboard} / {title}: {e}")),
-            Ok(rows) => {
-                let drawn = rows.iter().any(|r| {
-                    (0..r.columns().len())
-                        .all(|i| r.try_get_raw(i).is_ok_and(|v| !sqlx::ValueRef::is_null(&v)))
-                });
-                if !drawn {
-                    let cols: Vec<&str> = rows
-                        .first()
-                        .map(|r| r.columns().iter().map(|c| c.name()).collect())
-                        .unwrap_or_default();
-                    failures.push(format!(
-                        "{dashboard} / {title}: {} rows, none with every column ({cols:?}) set",
-                        rows.len()
-                    ));
-                }
-            }
-        }
-    }
+    let failures = grafana::undrawn(url, &panels(), |sql| {
+        sql.replace("'enp5s0'", &format!("'{interface}'"))
+    })
+    .await;
     assert!(
         failures.is_empty(),
         "panels that do not draw:\n{}",

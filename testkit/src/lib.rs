@@ -3,6 +3,7 @@
 //! - [`TestDb`]: a PostgreSQL database of its own per test, dropped afterwards;
 //! - [`MongoServer`]: a real MongoDB wire-protocol server (PoloDB's) per test on a free port;
 //! - [`lambda`]: a minimal AWS Lambda Runtime API and a function binary driven by it;
+//! - [`grafana`]: Grafana dashboards' panel SQL, macros replaced, run against a database;
 //! - [`BaoServer`]: a real OpenBao dev server per test;
 //! - [`GarageServer`]: a real S3 server (Garage) per test;
 //! - [`tailscale::LocalApi`]: a stand-in for tailscaled's LocalAPI on a unix socket (the one
@@ -11,6 +12,7 @@
 pub mod bao;
 mod config;
 pub mod garage;
+pub mod grafana;
 pub mod lambda;
 mod mongo;
 mod pg;
