@@ -114,7 +114,9 @@ fn tags_match_whole_words_and_fall_back_to_random() {
 
 #[test]
 fn edge_cases_of_the_rules() {
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    /// Why, the body, the `(category, content)` pairs expected.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             "nothing before a section header",
             "- loose\n## Project\n- kept",
