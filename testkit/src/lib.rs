@@ -6,12 +6,15 @@
 //! - [`grafana`]: Grafana dashboards' panel SQL, macros replaced, run against a database;
 //! - [`BaoServer`]: a real OpenBao dev server per test;
 //! - [`GarageServer`]: a real S3 server (Garage) per test;
+//! - [`github::GithubApi`]: a stand-in for GitHub's REST issues listing (no GitHub here),
+//!   answering with `@octokit/fixtures`' recorded shapes and recording every request;
 //! - [`tailscale::LocalApi`]: a stand-in for tailscaled's LocalAPI on a unix socket (the one
 //!   fake: tailscaled cannot run here), recording every call.
 
 pub mod bao;
 mod config;
 pub mod garage;
+pub mod github;
 pub mod grafana;
 pub mod lambda;
 mod mongo;
