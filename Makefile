@@ -30,6 +30,46 @@ run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite in ./va
 build: ## Build release binaries
 	cargo build --release --workspace
 
+# make install: the host deploy (systemd/). PREFIX and DESTDIR as usual; the units' ExecStart=
+# follows PREFIX. HUB_BIN_DIR names the built binaries (target/release, built here; the install
+# test passes target/debug to skip a release build).
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+UNITDIR ?= /etc/systemd/system
+HUB_ETC := /etc/observability-hub
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+HUB_BIN_DIR ?= target/release
+HUB_BINARIES := hub-gateway hub-collector
+HUB_UNITS := $(notdir $(wildcard systemd/*.service systemd/*.timer))
+
+.PHONY: install
+install: ## Install hub-gateway + hub-collector to $(PREFIX)/bin, the systemd units, an example hub.env (DESTDIR, PREFIX respected)
+	@if [ "$(HUB_BIN_DIR)" = target/release ]; then cargo build --release -p local-gateway -p host-collector; fi
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 755 $(addprefix $(HUB_BIN_DIR)/,$(HUB_BINARIES)) $(DESTDIR)$(BINDIR)/
+	for u in $(HUB_UNITS); do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 644 systemd/observability-hub.conf $(DESTDIR)$(SYSUSERSDIR)/
+	@# Settings and secrets are the operator's: created once, never overwritten.
+	install -d -m 755 $(DESTDIR)$(HUB_ETC)
+	install -d -m 700 $(DESTDIR)$(HUB_ETC)/credentials
+	for f in hub.env collector.env; do \
+	  test -e $(DESTDIR)$(HUB_ETC)/$$f || install -m 600 systemd/$$f.example $(DESTDIR)$(HUB_ETC)/$$f || exit 1; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/observability-hub.conf && systemctl daemon-reload; \
+	  echo "installed; next: systemctl enable --now hub-gateway.service hub-collector.service"; \
+	fi
+
+.PHONY: uninstall
+uninstall: ## Remove what make install put in place, except the settings and secrets in /etc/observability-hub
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(HUB_BINARIES)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(HUB_UNITS)) \
+	  $(DESTDIR)$(SYSUSERSDIR)/observability-hub.conf
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
+	  systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(HUB_ETC) (settings, secrets) and /var/lib/observability-hub (state)"
+
 .PHONY: test-deps
 test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Garage, OpenBao, the TimescaleDB stand-in, Chromium, npm packages)
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
