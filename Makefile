@@ -124,16 +124,38 @@ lambda-build: lambda-deps ## Package every function for a Lambda-compatible runt
 	for f in $(LAMBDA_FUNCTIONS); do cargo lambda build --release -p $$f || exit 1; done
 	for f in $(LAMBDA_FUNCTIONS); do test -s target/lambda/$$f/bootstrap || { echo "no bootstrap for $$f"; exit 1; }; done
 
+# The same packages for arm64 (template.yaml's default), in one cargo call so the functions
+# share the dependency builds; into target/lambda-arm64/<name>/bootstrap.
+.PHONY: lambda-build-arm64
+lambda-build-arm64: lambda-deps ## Package every function for arm64 Lambda (target/lambda-arm64/<name>/bootstrap), sizes printed
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 --lambda-dir target/lambda-arm64 $(addprefix -p ,$(LAMBDA_FUNCTIONS))
+	@for f in $(LAMBDA_FUNCTIONS); do test -s target/lambda-arm64/$$f/bootstrap || { echo "no arm64 bootstrap for $$f"; exit 1; }; \
+	  awk -v f=$$f -v b=$$(stat -c %s target/lambda-arm64/$$f/bootstrap) 'BEGIN { printf "  %-16s %5.1f MB (arm64)\n", f, b / 1e6 }'; done
+
+# SAM's Rust build (cargo-lambda) is a beta feature of the SAM CLI: it must be switched on.
+.PHONY: sam-build
+sam-build: lambda-deps ## sam build with SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 (then: sam deploy --guided); needs the AWS SAM CLI
+	SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build --template-file template.yaml
+
+# Everything the deploy targets ship is validated here (CI runs it after make test).
+.PHONY: check-deploy
+check-deploy: lambda-build lambda-build-arm64 ## Validate the deploy artifacts: systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform)
+	scripts/check-systemd.sh
+	scripts/check-sam.sh
+	@# k3s: the integrator adds `check-k3s` (k3s/k3s.mk) here.
+
 .PHONY: lambda-functions
 lambda-functions: ## Print the functions make lambda-build packages (one per functions/ folder)
 	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
-bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone
+bench: test-deps lambda-build ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone; Lambda init time and size
 	scripts/bench-gateway.sh
 	scripts/bench-metrics.sh
 	cargo bench -p reading-sync --bench sync
 	scripts/bench-backup.sh
+	scripts/bench-lambda.sh
 
 # cargo fuzz on nightly, one target at a time, each for FUZZ_RUNS executions. Inputs found are
 # kept in fuzz/corpus/<target> (ignored by git), crashes in fuzz/artifacts/<target>; the seeds in
