@@ -31,16 +31,15 @@ impl Manager {
     }
 
     /// Reads notifications until one has the line `line`; panics after 15 s.
-    async fn until(&mut self, line: &str) -> Vec<String> {
-        let mut before = Vec::new();
+    async fn until(&mut self, line: &str) {
         loop {
-            let msg = self.next(Duration::from_secs(15)).await.unwrap_or_else(|| {
-                panic!("no {line:?} within 15 s; seen {:?}", self.seen)
-            });
+            let msg = self
+                .next(Duration::from_secs(15))
+                .await
+                .unwrap_or_else(|| panic!("no {line:?} within 15 s; seen {:?}", self.seen));
             if msg.lines().any(|l| l == line) {
-                return before;
+                return;
             }
-            before.push(msg);
         }
     }
 }
@@ -62,7 +61,10 @@ async fn ready_after_listening_and_watchdog_only_while_the_store_answers() {
     let mut gateway = spawn_gateway(cmd);
 
     // READY=1 first, and by then the listener answers.
-    let first = manager.next(Duration::from_secs(15)).await.expect("READY=1");
+    let first = manager
+        .next(Duration::from_secs(15))
+        .await
+        .expect("READY=1");
     assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
     let health = reqwest::get(format!("http://{}/healthz", gateway.addr))
         .await
