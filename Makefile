@@ -1,6 +1,8 @@
 # Observability Hub — common tasks. `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# k3s targets (check-k3s, k3s-up, k3s-down, k3s-status) live beside the manifests.
+include k3s/k3s.mk
 
 OCTOKIT_EXAMPLES_VERSION := 7.6.1
 # Recorded GitHub REST answers (issues pagination) for second-brain's GitHub stand-in.
@@ -22,7 +24,7 @@ GARAGE_ROOT := $(HOME)/.cache/hub-tools/garage-$(GARAGE_VERSION)
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
 run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite in ./var) with hub-collector beside it
@@ -31,6 +33,46 @@ run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite in ./va
 .PHONY: build
 build: ## Build release binaries
 	cargo build --release --workspace
+
+# make install: the host deploy (systemd/). PREFIX and DESTDIR as usual; the units' ExecStart=
+# follows PREFIX. HUB_BIN_DIR names the built binaries (target/release, built here; the install
+# test passes target/debug to skip a release build).
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+UNITDIR ?= /etc/systemd/system
+HUB_ETC := /etc/observability-hub
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+HUB_BIN_DIR ?= target/release
+HUB_BINARIES := hub-gateway hub-collector
+HUB_UNITS := $(notdir $(wildcard systemd/*.service systemd/*.timer))
+
+.PHONY: install
+install: ## Install hub-gateway + hub-collector to $(PREFIX)/bin, the systemd units, an example hub.env (DESTDIR, PREFIX respected)
+	@if [ "$(HUB_BIN_DIR)" = target/release ]; then cargo build --release -p local-gateway -p host-collector; fi
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 755 $(addprefix $(HUB_BIN_DIR)/,$(HUB_BINARIES)) $(DESTDIR)$(BINDIR)/
+	for u in $(HUB_UNITS); do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 644 systemd/observability-hub.conf $(DESTDIR)$(SYSUSERSDIR)/
+	@# Settings and secrets are the operator's: created once, never overwritten.
+	install -d -m 755 $(DESTDIR)$(HUB_ETC)
+	install -d -m 700 $(DESTDIR)$(HUB_ETC)/credentials
+	for f in hub.env collector.env; do \
+	  test -e $(DESTDIR)$(HUB_ETC)/$$f || install -m 600 systemd/$$f.example $(DESTDIR)$(HUB_ETC)/$$f || exit 1; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/observability-hub.conf && systemctl daemon-reload; \
+	  echo "installed; next: systemctl enable --now hub-gateway.service hub-collector.service"; \
+	fi
+
+.PHONY: uninstall
+uninstall: ## Remove what make install put in place, except the settings and secrets in /etc/observability-hub
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(HUB_BINARIES)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(HUB_UNITS)) \
+	  $(DESTDIR)$(SYSUSERSDIR)/observability-hub.conf
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
+	  systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(HUB_ETC) (settings, secrets) and /var/lib/observability-hub (state)"
 
 .PHONY: test-deps
 test-deps: ## Install and start what the tests need (PostgreSQL, git, PoloDB, Garage, OpenBao, the TimescaleDB stand-in, Chromium, npm packages)
@@ -88,16 +130,39 @@ lambda-build: lambda-deps ## Package every function for a Lambda-compatible runt
 	for f in $(LAMBDA_FUNCTIONS); do cargo lambda build --release -p $$f || exit 1; done
 	for f in $(LAMBDA_FUNCTIONS); do test -s target/lambda/$$f/bootstrap || { echo "no bootstrap for $$f"; exit 1; }; done
 
+# The same packages for arm64 (template.yaml's default), in one cargo call so the functions
+# share the dependency builds; into target/lambda-arm64/<name>/bootstrap.
+.PHONY: lambda-build-arm64
+lambda-build-arm64: lambda-deps ## Package every function for arm64 Lambda (target/lambda-arm64/<name>/bootstrap), sizes printed
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 --lambda-dir target/lambda-arm64 $(addprefix -p ,$(LAMBDA_FUNCTIONS))
+	@for f in $(LAMBDA_FUNCTIONS); do test -s target/lambda-arm64/$$f/bootstrap || { echo "no arm64 bootstrap for $$f"; exit 1; }; \
+	  awk -v f=$$f -v b=$$(stat -c %s target/lambda-arm64/$$f/bootstrap) 'BEGIN { printf "  %-16s %5.1f MB (arm64)\n", f, b / 1e6 }'; done
+
+# SAM's Rust build (cargo-lambda) is a beta feature of the SAM CLI: it must be switched on.
+.PHONY: sam-build
+sam-build: lambda-deps ## sam build with SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 (then: sam deploy --guided); needs the AWS SAM CLI
+	SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build --template-file template.yaml
+
+# Everything the deploy targets ship is validated here (CI runs it after make test).
+.PHONY: check-deploy
+# The arm64 packages (make lambda-build-arm64) are not part of it: cross-building every function
+# takes longer than the rest of CI together on a 2-core machine.
+check-deploy: lambda-build check-k3s ## Validate the deploy artifacts: systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform), k3s manifests, rules and dashboards
+	scripts/check-systemd.sh
+	scripts/check-sam.sh
+
 .PHONY: lambda-functions
 lambda-functions: ## Print the functions make lambda-build packages (one per functions/ folder)
 	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
-bench: test-deps ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone
+bench: test-deps lambda-build ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone; Lambda init time and size
 	scripts/bench-gateway.sh
 	scripts/bench-metrics.sh
 	cargo bench -p reading-sync --bench sync
 	scripts/bench-backup.sh
+	scripts/bench-lambda.sh
 
 # cargo fuzz on nightly, one target at a time, each for FUZZ_RUNS executions. Inputs found are
 # kept in fuzz/corpus/<target> (ignored by git), crashes in fuzz/artifacts/<target>; the seeds in

@@ -269,6 +269,9 @@ impl Gateway {
             store = self.ctx.store.backend(),
             "hub-gateway listening"
         );
+        // The listeners are bound and their accept loops start below: under systemd this is
+        // READY=1 (and the watchdog's pings begin).
+        let watchdog = crate::systemd::ready(self.ctx.store.clone());
         // One deadline for the whole shutdown, counted from the signal: running work gets the
         // grace less a wind-down, then is cancelled and records how far it got, so the process
         // exits within the grace (inside Kubernetes' and systemd's own timeouts).
@@ -280,6 +283,7 @@ impl Gateway {
         let stop_bound = (grace / 4).min(Duration::from_secs(10));
         let signal = async move {
             shutdown.await;
+            crate::systemd::stopping();
             let _ = began_tx.send(tokio::time::Instant::now());
             for f in stoppers.iter().filter(|f| f.configured().is_ok()) {
                 if tokio::time::timeout(stop_bound, f.stop()).await.is_err() {
@@ -326,8 +330,8 @@ impl Gateway {
             .await
             .unwrap_or_else(|_| tokio::time::Instant::now());
         let cancel_at = began + (grace - wind_down);
-        if let Some(p) = pruner {
-            p.abort();
+        for task in [pruner, watchdog].into_iter().flatten() {
+            task.abort();
         }
         if let Some(s) = scheduler {
             s.shutdown(cancel_at).await;

@@ -22,7 +22,8 @@
 //! `HUB_REQUEST_TIMEOUT_SECS`, `HUB_BODY_TIMEOUT_SECS`, `HUB_MAX_BODY_BYTES`, `HUB_MAX_CONCURRENCY`,
 //! `HUB_SHUTDOWN_GRACE_SECS`, `HUB_RUN_RETENTION_DAYS`, `HUB_PRUNE_INTERVAL_SECS`,
 //! `HUB_HEADER_TIMEOUT_SECS`, `HUB_MAX_CONNECTIONS`,
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own. Under systemd
+//! (`Type=notify`): `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID` (see [`systemd`]).
 //!
 //! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`.
 
@@ -36,5 +37,6 @@ pub mod pages;
 pub mod progress;
 pub mod scheduler;
 pub mod server;
+pub mod systemd;
 
 pub use app::{Gateway, GatewayConfig, StartError};

@@ -49,6 +49,30 @@ impl TestDb {
         .await
         .expect("drop test database");
     }
+
+    /// Makes PostgreSQL refuse the database's connections (cutting the open ones) or take them
+    /// again: the store goes away under a running process and comes back, data intact.
+    pub async fn allow_connections(&self, allow: bool) {
+        let mut conn = sqlx::PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connect to alter the test database");
+        let mut sql = vec![format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
+            self.name
+        )];
+        if !allow {
+            sql.push(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                self.name
+            ));
+        }
+        for sql in sql {
+            sqlx::query(&sql)
+                .execute(&mut conn)
+                .await
+                .expect("alter the test database");
+        }
+    }
 }
 
 impl Drop for TestDb {
