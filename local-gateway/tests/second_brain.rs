@@ -67,7 +67,8 @@ async fn sync_and_list(backend: Backend) {
     let runs = app.runs("second-brain").await;
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0]["outcome"], "success");
-    assert_eq!(runs[0]["summary"], "4 entries added from 2 new issues");
+    // HTTP runs are summarised with their status first, like every route's.
+    assert_eq!(runs[0]["summary"], "200 4 entries added from 2 new issues");
 
     // Newest first.
     let all = list(&app, "").await;
