@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Env, run_one, script};
+use common::{Env, database_exists, run_one, script};
 use hub_runtime::{Function, Trigger};
 use hub_testkit::TestDb;
 use serde_json::json;
@@ -25,16 +25,6 @@ async fn source_db() -> TestDb {
     .await
     .expect("fill");
     db
-}
-
-async fn database_exists(url: &str, name: &str) -> bool {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_optional(&mut conn)
-        .await
-        .expect("query");
-    row.is_some()
 }
 
 #[tokio::test]

@@ -3,23 +3,15 @@
 
 mod common;
 
-use common::{Env, drop_database, fingerprint, quiet, run, run_one, script, source_db};
+use common::{
+    Env, database_exists, drop_database, fingerprint, quiet, run, run_one, script, source_db,
+};
 use minio_backup::restore::RestoreTo;
 use sqlx::Connection;
 use tempfile::TempDir;
 
 fn database_name(url: &str) -> &str {
     url.rsplit('/').next().expect("a database in the URL")
-}
-
-async fn database_exists(url: &str, name: &str) -> bool {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_optional(&mut conn)
-        .await
-        .expect("query");
-    row.is_some()
 }
 
 #[tokio::test]

@@ -115,6 +115,17 @@ pub async fn fingerprint(url: &str, table: &str) -> (i64, String) {
     .expect("fingerprint")
 }
 
+/// Whether database `name` exists on the server of `url`.
+pub async fn database_exists(url: &str, name: &str) -> bool {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .expect("query");
+    row.is_some()
+}
+
 /// Drops a database a restore created.
 pub async fn drop_database(admin_url: &str, name: &str) {
     let mut conn = sqlx::PgConnection::connect(admin_url)
