@@ -30,6 +30,12 @@ help: ## List the targets
 run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite in ./var) with hub-collector beside it
 	scripts/run-local.sh
 
+.PHONY: page
+PAGE_OUT ?= var/page
+page: ## Build the public page from page/*.yaml and the run history into PAGE_OUT (var/page)
+	cargo build --release -p local-gateway
+	target/release/hub-gateway page build --content page --out $(PAGE_OUT)
+
 .PHONY: build
 build: ## Build release binaries
 	cargo build --release --workspace

@@ -131,6 +131,28 @@ pub enum Command {
         #[command(subcommand)]
         action: BackupAction,
     },
+    /// The public page: a static site from page/*.yaml and the run history.
+    Page {
+        #[command(subcommand)]
+        action: PageAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PageAction {
+    /// Render the public page into DIR (index.html, evolution.html, style.css; other files in
+    /// DIR are left alone): the landing section and timeline from CONTENT/landing.yaml and
+    /// CONTENT/evolution.yaml (schema: docs/page.md), and each function's last outcome and
+    /// 30-day success rate — nothing else from the store. Static HTML and CSS, no JavaScript,
+    /// nothing loaded from elsewhere. A bad file is named with its line and key (exit 2).
+    Build {
+        /// Where to write the site (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Directory holding landing.yaml and evolution.yaml.
+        #[arg(long, value_name = "DIR", default_value = "page")]
+        content: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,7 +25,8 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`, `RUST_LOG`, and each function's own. Under systemd
 //! (`Type=notify`): `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID` (see [`systemd`]).
 //!
-//! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`.
+//! **Run:** `hub-gateway` (same as `hub-gateway serve`); `hub-gateway invoke NAME --data JSON`;
+//! `hub-gateway page build --out DIR` renders the public page (see [`page`]).
 
 pub mod api;
 pub mod app;
@@ -33,6 +34,7 @@ pub mod backup_cli;
 pub mod cli;
 pub mod edge;
 pub mod funnel;
+pub mod page;
 pub mod pages;
 pub mod progress;
 pub mod scheduler;

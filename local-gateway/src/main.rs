@@ -3,7 +3,8 @@
 use hub_runtime::telemetry::{self, LogOutput};
 use hub_runtime::{InvokeError, Source, Trigger};
 use local_gateway::app::{FUNCTIONS, Gateway, shutdown_signal};
-use local_gateway::cli::{Cli, Command};
+use local_gateway::cli::{Cli, Command, PageAction};
+use local_gateway::page::Content;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -39,12 +40,9 @@ fn main() -> ExitCode {
 
 async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
     // Bad usage is answered before the store is opened (or created).
-    let invocation = match &command {
-        Command::Invoke { name, data } => match check_invocation(name, data) {
-            Ok(input) => Some(input),
-            Err(message) => return fail(&message, ExitCode::from(2)),
-        },
-        _ => None,
+    let checked = match check(&command) {
+        Ok(checked) => checked,
+        Err(message) => return fail(&message, ExitCode::from(2)),
     };
     let source = match Source::load(config.as_deref()) {
         Ok(s) => s,
@@ -101,9 +99,39 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Invoke { name, .. } => {
-            invoke(&gateway, &name, invocation.unwrap_or_default()).await
+            let Checked::Input(input) = checked else {
+                unreachable!("check() reads an invocation's input")
+            };
+            invoke(&gateway, &name, input).await
         }
         Command::Backup { action } => local_gateway::backup_cli::run(&gateway, action).await,
+        Command::Page {
+            action: PageAction::Build { out, .. },
+        } => {
+            let Checked::Page(content) = checked else {
+                unreachable!("check() loads the page's content")
+            };
+            build_page(&gateway, &content, &out).await
+        }
+    }
+}
+
+/// What a command needs that can be checked without the store.
+enum Checked {
+    Nothing,
+    Input(serde_json::Value),
+    Page(Box<Content>),
+}
+
+fn check(command: &Command) -> Result<Checked, String> {
+    match command {
+        Command::Invoke { name, data } => check_invocation(name, data).map(Checked::Input),
+        Command::Page {
+            action: PageAction::Build { content, .. },
+        } => Content::load(content)
+            .map(|c| Checked::Page(Box::new(c)))
+            .map_err(|e| e.to_string()),
+        _ => Ok(Checked::Nothing),
     }
 }
 
@@ -163,6 +191,19 @@ async fn invoke(gateway: &Gateway, name: &str, input: serde_json::Value) -> Exit
             };
             fail(&format!("{name} failed: {e}"), code)
         }
+    }
+}
+
+async fn build_page(gateway: &Gateway, content: &Content, out: &std::path::Path) -> ExitCode {
+    for warning in content.warnings() {
+        eprintln!("hub-gateway page: warning: {warning}");
+    }
+    match local_gateway::page::build(gateway, content, out).await {
+        Ok(built) => {
+            println!("{}", serde_json::json!(built));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string(), ExitCode::FAILURE),
     }
 }
 

@@ -18,6 +18,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod keys;
+mod stats;
+pub use stats::OutcomeCount;
 mod tables;
 pub use tables::{CreateTables, Tables};
 
