@@ -163,12 +163,8 @@ lambda-functions: ## Print the functions make lambda-build packages (one per fun
 	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
-bench: test-deps lambda-build ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone; Lambda init time and size
-	scripts/bench-gateway.sh
-	scripts/bench-metrics.sh
-	cargo bench -p reading-sync --bench sync
-	scripts/bench-backup.sh
-	scripts/bench-lambda.sh
+bench: test-deps lambda-build ## Every comparison in one run (bench/harness.py; BENCH_RUNS=5 each), then BENCHMARKS.md and bench/plots/*.svg
+	python3 bench/harness.py
 
 # cargo fuzz on nightly, one target at a time, each for FUZZ_RUNS executions. Inputs found are
 # kept in fuzz/corpus/<target> (ignored by git), crashes in fuzz/artifacts/<target>; the seeds in

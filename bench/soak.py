@@ -54,6 +54,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_results import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 SECS = int(os.environ.get("SOAK_SECS", "600"))
 WARMUP = min(int(os.environ.get("SOAK_WARMUP_SECS", "60")), SECS // 2)
@@ -630,6 +632,12 @@ def main() -> int:
             lo, hi, last = min(vals), max(vals), vals[-1]
             spread_lo, spread_hi = (lo - warm) / warm, (hi - warm) / warm
         all_rss = [k for _, k in rss.samples]
+        # For make bench's report (nothing is written unless BENCH_RESULTS is set).
+        for t, k in rss.samples:
+            emit("soak_rss_mib", "hub", round(k / 1024, 2), x=round(t))
+        if after_warm:
+            emit("soak_rss_end_mib", "hub", round(last / 1024, 2))
+            emit("soak_rss_drift_pct", "hub", round(max(abs(spread_lo), abs(spread_hi)) * 100, 2))
 
         # Runs: from junk = rows with a refused status; metrics-flush rows beyond the real
         # client's 2xx (wrk stops with up to `conns` requests the gateway may still finish).

@@ -13,10 +13,16 @@
 #
 # Needs: a release hub-gateway (built here), garage (`make test-deps` caches it), rclone
 # (Debian's; installed if missing). About 3 minutes for 2 GiB on a 2-core machine.
+#
+# BENCH_BACKUP_RUNS (1) repeats the three uploads; the table shows medians. With BENCH_RESULTS set,
+# every run's MB/s and peak RSS, and each tool's RSS every 0.5 s of the first run, are appended
+# there for make bench's report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-emit.sh
 
 MIB=${BENCH_BACKUP_MIB:-2048}
+RUNS=${BENCH_BACKUP_RUNS:-1}
 GARAGE=${GARAGE_BIN:-$HOME/.cache/hub-tools/garage-2.5.0/bin/garage}
 KEY_ID=GK0123456789abcdef01234567
 SECRET=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
@@ -79,19 +85,66 @@ hub() {
     BACKUP_VERIFY="$2" target/release/hub-gateway invoke minio-backup
 }
 
-read -r HUB_S HUB_KB < <(hub plain false)
-read -r VER_S VER_KB < <(hub verified true)
 export RCLONE_CONFIG_GARAGE_TYPE=s3 RCLONE_CONFIG_GARAGE_PROVIDER=Other \
   RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID=$KEY_ID RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY=$SECRET \
   RCLONE_CONFIG_GARAGE_ENDPOINT="http://127.0.0.1:$S3" RCLONE_CONFIG_GARAGE_REGION=garage \
   RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE=true
-read -r RC_S RC_KB < <(env -u AWS_CA_BUNDLE bash -c \
-  "/usr/bin/time -f '%e %M' -o '$WORK/time' sh -c 'cat $WORK/stream.bin | rclone rcat garage:$BUCKET/rclone/stream.bin' && cat '$WORK/time'")
+rclone_rcat() {
+  env -u AWS_CA_BUNDLE bash -c \
+    "/usr/bin/time -f '%e %M' -o '$WORK/time' sh -c 'cat $WORK/stream.bin | rclone rcat garage:$BUCKET/rclone/stream.bin' && cat '$WORK/time'"
+}
+
+# "<ms since start> <KiB>" of the newest process named $1, every 0.5 s, into $2, until killed.
+sample_rss() {
+  local t0 pid kb
+  t0=$(date +%s%N)
+  while sleep 0.5; do
+    pid=$(pgrep -n -x "$1") || continue
+    kb=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+    [ -z "$kb" ] || echo "$(( ($(date +%s%N) - t0) / 1000000 )) $kb" >> "$2"
+  done
+}
+# Runs "$@" (which prints "<seconds> <peak KiB>") with the RSS of process $1 sampled into $2.
+sampled() {
+  local name=$1 out=$2 sampler; shift 2
+  : > "$out"
+  sample_rss "$name" "$out" & sampler=$!
+  "$@"
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+}
 
 mbs() { python3 -c "print(f'{$MIB*1.048576/$1:.0f}')"; }
 mib() { python3 -c "print(f'{$1/1024:.1f}')"; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+: > "$WORK/runs"
+for run in $(seq 1 "$RUNS"); do
+  echo "run $run of $RUNS…" >&2
+  if [ "$run" = 1 ]; then
+    read -r HUB_S HUB_KB < <(sampled hub-gateway "$WORK/rss.hub" hub plain false)
+    read -r VER_S VER_KB < <(hub verified true)
+    read -r RC_S RC_KB < <(sampled rclone "$WORK/rss.rclone" rclone_rcat)
+    for tool in hub rclone; do
+      while read -r ms kb; do
+        emit backup_rss_mib "$tool" "$(awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }')" \
+          "$(awk -v m="$ms" 'BEGIN { printf "%.1f", m / 1000 }')"
+      done < "$WORK/rss.$tool"
+    done
+  else
+    read -r HUB_S HUB_KB < <(hub "plain$run" false)
+    read -r VER_S VER_KB < <(hub "verified$run" true)
+    read -r RC_S RC_KB < <(rclone_rcat)
+  fi
+  echo "$HUB_S $HUB_KB $VER_S $VER_KB $RC_S $RC_KB" >> "$WORK/runs"
+  emit backup_mb_per_s hub "$(mbs "$HUB_S")"
+  emit backup_mb_per_s hub-verified "$(mbs "$VER_S")"
+  emit backup_mb_per_s rclone "$(mbs "$RC_S")"
+  emit backup_peak_rss_mib hub "$(mib "$HUB_KB")"
+done
+col() { awk -v c="$1" '{ print $c }' "$WORK/runs" | median; }
+HUB_S=$(col 1) HUB_KB=$(col 2) VER_S=$(col 3) VER_KB=$(col 4) RC_S=$(col 5) RC_KB=$(col 6)
+
 echo
-echo "minio-backup upload: $MIB MiB from a pipe to Garage on loopback"
+echo "minio-backup upload: $MIB MiB from a pipe to Garage on loopback (median of $RUNS)"
 echo
 echo "| tool | time | MB/s | peak RSS |"
 echo "|---|---|---|---|"

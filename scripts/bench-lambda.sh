@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 python3 - "$RUNS" $(make -s lambda-functions) <<'PY'
 import http.server, os, statistics, subprocess, sys, tempfile, threading, time
+sys.path.insert(0, "bench")
+from bench_results import emit  # for make bench's report, when BENCH_RESULTS is set
 
 runs, functions = int(sys.argv[1]), sys.argv[2:]
 first_poll = threading.Event()
@@ -48,8 +50,10 @@ for name in functions:
                 proc.kill()
                 sys.exit(f"{name}: no first poll within 10 s")
             times.append((time.monotonic() - start) * 1000)
+            emit("lambda_init_ms", name, round(times[-1], 2))
             proc.kill()
             proc.wait()
+    emit("lambda_size_mb", name, round(os.path.getsize(bootstrap) / 1e6, 2))
     arm = f"target/lambda-arm64/{name}/bootstrap"
     arm_mb = f"{os.path.getsize(arm) / 1e6:9.1f}" if os.path.exists(arm) else f"{'-':>9}"
     print(f"{name:<16} {statistics.median(times):17.1f} {os.path.getsize(bootstrap) / 1e6:10.1f} {arm_mb}")

@@ -14,7 +14,8 @@
 # in a throwaway database that is dropped at exit. Only 127.0.0.1 traffic.
 #
 # Knobs: BENCH_SAMPLES (100000), BENCH_INGEST ("2000x4 500x4 500x1": one ingest run per entry,
-# samples per request x concurrent HTTP connections; 500x1 is one collector replaying its spool),
+# samples per request x concurrent HTTP connections; 500x1 is one collector replaying its spool;
+# an entry may repeat, for more runs of it), BENCH_COPY_RUNS (1 COPY of the same rows),
 # BENCH_RUNS (20 collector --once runs of each kind),
 # BENCH_SCRAPES (20 node_exporter scrapes), BENCH_AGENT_SECS (10 s of the 1 s-interval agent).
 #
@@ -31,10 +32,13 @@
 # within one run, move less. Takes about 2 minutes once the release build is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# With BENCH_RESULTS set, every run's figure is also appended there for `make bench`'s report.
+source scripts/bench-emit.sh
 
 SAMPLES=${BENCH_SAMPLES:-100000}
 INGEST=${BENCH_INGEST:-2000x4 500x4 500x1}
 RUNS=${BENCH_RUNS:-20}
+COPY_RUNS=${BENCH_COPY_RUNS:-1}
 SCRAPES=${BENCH_SCRAPES:-20}
 AGENT_SECS=${BENCH_AGENT_SECS:-10}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
@@ -209,11 +213,13 @@ for i in $(seq 1 "$RUNS"); do
   [ "$left" -eq 0 ] || { tail -5 "$WORK/collector.log" >&2; die "hub-collector --once left $left samples spooled: it did not push"; }
 done
 if [ "$ONCE_CLOCK" = "bash time" ]; then
-  once_cpu=$(awk '{ print ($1 + $2) * 1000 }' "$WORK/once.cpu" | median)
+  awk '{ print ($1 + $2) * 1000 }' "$WORK/once.cpu" > "$WORK/once.ms"
 else
   # Lines like "4.12,msec,task-clock,…"; comment lines start with '#'.
-  once_cpu=$(awk -F, '$3 == "task-clock" { print $1 }' "$WORK/once.perf" | median)
+  awk -F, '$3 == "task-clock" { print $1 }' "$WORK/once.perf" > "$WORK/once.ms"
 fi
+once_cpu=$(median < "$WORK/once.ms")
+while read -r ms; do emit collector_cpu_ms hub "$ms"; done < "$WORK/once.ms"
 once_cpu_coarse=$(awk '{ print ($1 + $2) * 1000 }' "$WORK/once.time" | median)
 once_rss=$(awk '{ print $3 }' "$WORK/once.time" | median)
 
@@ -254,6 +260,7 @@ for i in $(seq 1 "$SCRAPES"); do
   echo $(( (tb - ta) * 1000 / TCK )) >> "$WORK/ne.ticks"
 done
 ne_cpu=$(awk '{ print $1 / 1e6 }' "$WORK/ne.cpu" | median)
+for ns in $(cat "$WORK/ne.cpu"); do emit collector_cpu_ms node_exporter "$(awk -v n="$ns" 'BEGIN { print n / 1e6 }')"; done
 ne_cpu_mean=$(awk '{ s += $1 } END { print s / NR / 1e6 }' "$WORK/ne.cpu")
 ne_cpu_coarse=$(median < "$WORK/ne.ticks")
 ne_rss=$(awk '/VmRSS/ { print $2 }' "/proc/$NE/status")
@@ -329,22 +336,32 @@ for spec in $INGEST; do
   ING_GW[$spec]=$(awk -v d=$((g1 - g0)) 'BEGIN { printf "%.1f", d / 1e9 }')
   ING_PG[$spec]=$(awk -v d=$((p1 - p0)) -v t="$TCK" 'BEGIN { printf "%.1f", d / t }')
   ING_RSS[$spec]=$(awk '/VmHWM/ { print $2 }' "/proc/$GW/status")
+  series=hub; [ "$clients" = 1 ] || series="hub-${clients}conn"
+  emit ingest_rows_per_s "$series" "$(awk -v r="$ROWS" -v w="$wall" 'BEGIN { printf "%.0f", r / w }')" "$per"
 done
 stop_gateway
 
-# Raw COPY of the very same rows into a fresh table with the same columns and unique index.
-echo "bench: COPY $ROWS rows" >&2
-q -c 'CREATE TABLE bench_copy (LIKE system_metrics INCLUDING ALL) WITH (autovacuum_enabled = off)' -c 'CHECKPOINT'
-sync
-p0=$(pg_ticks); t0=$(now_ns)
+# Raw COPY of the very same rows into a fresh table with the same columns and unique index,
+# COPY_RUNS times (emptied between); the table shows the median.
+echo "bench: COPY $ROWS rows x $COPY_RUNS" >&2
+q -c 'CREATE TABLE bench_copy (LIKE system_metrics INCLUDING ALL) WITH (autovacuum_enabled = off)'
 TIMEFORMAT='%3U %3S'
-{ time q -c "\\copy bench_copy (time, host, os, metric_type, payload) FROM '$WORK/rows.csv' WITH (FORMAT csv)"; } 2>"$WORK/copy.cpu" ||
-  { cat "$WORK/copy.cpu" >&2; die "COPY failed"; }
-t1=$(now_ns); p1=$(pg_ticks)
+: > "$WORK/copy.walls"
+for i in $(seq 1 "$COPY_RUNS"); do
+  q -c 'TRUNCATE bench_copy' -c 'CHECKPOINT'
+  sync
+  p0=$(pg_ticks); t0=$(now_ns)
+  { time q -c "\\copy bench_copy (time, host, os, metric_type, payload) FROM '$WORK/rows.csv' WITH (FORMAT csv)"; } 2>"$WORK/copy.cpu" ||
+    { cat "$WORK/copy.cpu" >&2; die "COPY failed"; }
+  t1=$(now_ns); p1=$(pg_ticks)
+  [ "$(q -c 'SELECT count(*) FROM bench_copy')" -eq "$ROWS" ] || die "COPY stored the wrong number of rows"
+  wall=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }')
+  echo "$wall" >> "$WORK/copy.walls"
+  emit ingest_rows_per_s copy "$(awk -v r="$ROWS" -v w="$wall" 'BEGIN { printf "%.0f", r / w }')"
+done
 copy_client=$(awk '{ printf "%.1f", $1 + $2 }' "$WORK/copy.cpu")
-copy_wall=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }')
+copy_wall=$(median < "$WORK/copy.walls")
 copy_pg=$(awk -v d=$((p1 - p0)) -v t="$TCK" 'BEGIN { printf "%.1f", d / t }')
-[ "$(q -c 'SELECT count(*) FROM bench_copy')" -eq "$ROWS" ] || die "COPY stored the wrong number of rows"
 
 # Diagnostic: metrics-flush's statement shape without the gateway — the same rows staged as text,
 # then one INSERT ... SELECT payload::jsonb ... ON CONFLICT DO NOTHING into another fresh table.
@@ -382,7 +399,7 @@ row "RSS: long-running agent VmHWM / node_exporter VmRSS after scrapes" \
 row "  cross-check, 10 ms units: /usr/bin/time %U+%S / /proc stat ticks" \
   "$(fmt "$once_cpu_coarse" 0) ms" "$(fmt "$ne_cpu_coarse" 0) ms" "-" "-" "-"
 line
-for spec in $INGEST; do
+for spec in $(printf '%s\n' $INGEST | awk '!seen[$0]++'); do
   [ -n "${ING_WALL[$spec]:-}" ] || continue
   per=${spec%x*} clients=${spec#*x}
   r=$(rps "${ING_WALL[$spec]}")
