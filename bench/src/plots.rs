@@ -1,6 +1,6 @@
 //! The SVG plots beside BENCHMARKS.md, drawn with plotters from the results' medians.
 
-use crate::results::{Key, Results};
+use crate::results::Results;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -123,19 +123,7 @@ pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Box<dyn E
         let levels: Vec<(String, f64)> = plot
             .metrics
             .iter()
-            .flat_map(|(metric, _)| {
-                results
-                    .series(metric)
-                    .into_iter()
-                    .filter_map(move |series| {
-                        let key = Key {
-                            metric,
-                            series: &series,
-                            x: None,
-                        };
-                        results.stat(key).map(|s| (series.clone(), s.median))
-                    })
-            })
+            .flat_map(|(metric, _)| results.levels(metric))
             .collect();
         if curves.is_empty() {
             continue;
@@ -145,18 +133,7 @@ pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Box<dyn E
         written.push(path);
     }
     for plot in BARS {
-        let bars: Vec<(String, f64)> = results
-            .series(plot.metric)
-            .into_iter()
-            .filter_map(|series| {
-                let key = Key {
-                    metric: plot.metric,
-                    series: &series,
-                    x: None,
-                };
-                results.stat(key).map(|s| (series.clone(), s.median))
-            })
-            .collect();
+        let bars = results.levels(plot.metric);
         if bars.is_empty() {
             continue;
         }

@@ -131,6 +131,21 @@ impl Results {
         out
     }
 
+    /// Each series' median of `metric` measured without an `x`, in first-seen order.
+    pub fn levels(&self, metric: &str) -> Vec<(String, f64)> {
+        self.series(metric)
+            .into_iter()
+            .filter_map(|series| {
+                let key = Key {
+                    metric,
+                    series: &series,
+                    x: None,
+                };
+                self.stat(key).map(|s| (series.clone(), s.median))
+            })
+            .collect()
+    }
+
     /// Median per `x` of one series, ordered by `x`.
     pub fn curve(&self, metric: &str, series: &str) -> Vec<(f64, f64)> {
         let mut xs: Vec<f64> = self

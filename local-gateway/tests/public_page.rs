@@ -94,6 +94,17 @@ async fn record_history(gateway: &Gateway) {
     .await;
 }
 
+/// `hub-gateway page build --content CONTENT --out SITE` with `setup`'s settings.
+fn page_build(setup: &Setup, content: &Path, site: &Path) -> std::process::Output {
+    common::gateway_cmd(setup)
+        .args(["page", "build", "--content"])
+        .arg(content)
+        .arg("--out")
+        .arg(site)
+        .output()
+        .expect("run hub-gateway")
+}
+
 fn read(dir: &Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
@@ -107,13 +118,7 @@ async fn the_built_page_reads_in_chromium_without_javascript_and_leaks_no_run_de
     // A file of the publisher's own (a GitHub Pages CNAME) must survive a build.
     std::fs::create_dir_all(&site).expect("site dir");
     std::fs::write(site.join("CNAME"), "hub.example.org\n").expect("CNAME");
-    let out = common::gateway_cmd(&setup)
-        .args(["page", "build", "--content"])
-        .arg(shipped_content())
-        .arg("--out")
-        .arg(&site)
-        .output()
-        .expect("run hub-gateway");
+    let out = page_build(&setup, &shipped_content(), &site);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "page build failed:\n{stderr}");
     assert!(
@@ -290,13 +295,7 @@ async fn bad_content_is_refused_with_file_line_and_key_before_the_store_is_opene
     )
     .expect("landing.yaml");
     let site = setup.data_dir.path().join("site");
-    let out = common::gateway_cmd(&setup)
-        .args(["page", "build", "--content"])
-        .arg(&content)
-        .arg("--out")
-        .arg(&site)
-        .output()
-        .expect("run hub-gateway");
+    let out = page_build(&setup, &content, &site);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -319,13 +318,7 @@ async fn bad_content_is_refused_with_file_line_and_key_before_the_store_is_opene
         "page_title: Hub\nhero:\n  title: Hello\n",
     )
     .expect("landing.yaml");
-    let out = common::gateway_cmd(&setup)
-        .args(["page", "build", "--content"])
-        .arg(&content)
-        .arg("--out")
-        .arg(&site)
-        .output()
-        .expect("run hub-gateway");
+    let out = page_build(&setup, &content, &site);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("evolution.yaml: cannot read"), "{stderr}");

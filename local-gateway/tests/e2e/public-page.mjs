@@ -2,21 +2,12 @@
 // page must read without it) and reports what rendered, as one JSON line.
 // Usage: node public-page.mjs DIR SCREENSHOT.png   (run by tests/public_page.rs)
 // playwright-core comes from .test-deps (make test-deps); Chromium is Debian's.
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const deps = process.env.TEST_DEPS_DIR || path.join(here, '..', '..', '..', '.test-deps');
-const require = createRequire(path.join(deps, 'package.json'));
-const { chromium } = require('playwright-core');
+import { pathToFileURL } from 'node:url';
+import { launch } from './browser.mjs';
 
 const [dir, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1200, height: 900 } });
   const page = await context.newPage();

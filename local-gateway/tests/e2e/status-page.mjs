@@ -1,21 +1,10 @@
 // Loads the status page in headless Chromium and reports what rendered, as one JSON line.
 // Usage: node status-page.mjs URL SCREENSHOT.png   (run by tests/status_page.rs)
 // playwright-core comes from .test-deps (make test-deps); Chromium is Debian's.
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const deps = process.env.TEST_DEPS_DIR || path.join(here, '..', '..', '..', '.test-deps');
-const require = createRequire(path.join(deps, 'package.json'));
-const { chromium } = require('playwright-core');
+import { launch } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];
