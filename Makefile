@@ -24,7 +24,7 @@ GARAGE_ROOT := $(HOME)/.cache/hub-tools/garage-$(GARAGE_VERSION)
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
 run: ## Run the gateway on its embedded defaults (127.0.0.1:8085, SQLite in ./var) with hub-collector beside it
@@ -150,11 +150,21 @@ lambda-build-arm64: lambda-deps ## Package every function for arm64 Lambda (targ
 sam-build: lambda-deps ## sam build with SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 (then: sam deploy --guided); needs the AWS SAM CLI
 	SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build --template-file template.yaml
 
+# The packages themselves, not only the debug builds make test drives: every function's
+# tests/lambda.rs (Function URL and schedule events through the testkit's Runtime API, against
+# the real servers) run on target/lambda/<name>/bootstrap, which HUB_LAMBDA_DIR points them at.
+# --workspace keeps the features make test built with, so only the test binaries are reused.
+.PHONY: check-lambda
+check-lambda: lambda-build test-deps ## Run each function's Lambda test (tests/lambda.rs) on its release bootstrap from make lambda-build
+	@for f in $(LAMBDA_FUNCTIONS); do test -f functions/$$f/tests/lambda.rs || \
+	  { echo "functions/$$f has no tests/lambda.rs: its package would go untested"; exit 1; }; done
+	HUB_LAMBDA_DIR=$(CURDIR)/target/lambda cargo test --workspace --test lambda
+
 # Everything the deploy targets ship is validated here (CI runs it after make test).
 .PHONY: check-deploy
 # The arm64 packages (make lambda-build-arm64) are not part of it: cross-building every function
 # takes longer than the rest of CI together on a 2-core machine.
-check-deploy: lambda-build check-k3s check-images ## Validate the deploy artifacts: systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform), k3s manifests, rules and dashboards, the Dockerfile
+check-deploy: lambda-build check-lambda check-k3s check-images ## Validate the deploy artifacts: Lambda packages under a Runtime API, systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform), k3s manifests, rules and dashboards, the Dockerfile
 	scripts/check-systemd.sh
 	scripts/check-sam.sh
 

@@ -14,6 +14,9 @@ pub(crate) struct Settings {
     pub path: Option<OsString>,
     /// `HOME`: where `make test-deps` caches PoloDB.
     pub home: PathBuf,
+    /// `HUB_LAMBDA_DIR`: the packages `make lambda-build` made (`<dir>/<function>/bootstrap`),
+    /// for the Lambda tests to run instead of their debug builds.
+    pub lambda_dir: Option<PathBuf>,
 }
 
 pub(crate) fn settings() -> &'static Settings {
@@ -26,6 +29,7 @@ pub(crate) fn settings() -> &'static Settings {
         home: std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_default(),
+        lambda_dir: std::env::var_os("HUB_LAMBDA_DIR").map(PathBuf::from),
     })
 }
 

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,11 +54,64 @@ pub fn function_env(dir: &FsPath, extra: &[(&str, String)]) -> Vec<(String, Stri
 /// An event fixture: `<manifest_dir>/tests/fixtures/<name>`, parsed as JSON. Pass
 /// `env!("CARGO_MANIFEST_DIR")` of the crate whose test it is.
 pub fn fixture(manifest_dir: &str, name: &str) -> Value {
-    let path = FsPath::new(manifest_dir).join("tests/fixtures").join(name);
-    let text = std::fs::read_to_string(&path)
+    read_json(&FsPath::new(manifest_dir).join("tests/fixtures").join(name))
+}
+
+/// A schedule event every function's Lambda test sends, from `testkit/fixtures/` (its README
+/// says what each is): the adapter, not the function, tells them apart from other events.
+pub fn schedule_event(name: &str) -> Value {
+    read_json(
+        &FsPath::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+}
+
+fn read_json(path: &FsPath) -> Value {
+    let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()))
+}
+
+/// The binary a Lambda test drives for `function`: `$HUB_LAMBDA_DIR/<function>/bootstrap` when
+/// that is set (the release package `make lambda-build` made; `make check-lambda` sets it), else
+/// `built`, the test's own debug build: pass `env!("CARGO_BIN_EXE_<function>")`.
+pub fn bootstrap(function: &str, built: &str) -> PathBuf {
+    let Some(dir) = &crate::config::settings().lambda_dir else {
+        return PathBuf::from(built);
+    };
+    // Tests run in their crate's folder, where a relative path would name something else.
+    assert!(
+        dir.is_absolute(),
+        "HUB_LAMBDA_DIR must be absolute, not {}",
+        dir.display()
+    );
+    let path = dir.join(function).join("bootstrap");
+    // No fallback to the debug build: that would pass without testing the package.
+    assert!(
+        path.is_file(),
+        "HUB_LAMBDA_DIR is set but there is no {}: run make lambda-build",
+        path.display()
+    );
+    path
+}
+
+/// Status and JSON body of an API Gateway v2 / Function URL response, as lambda_http shapes it.
+pub fn http_answer(resp: &Value) -> (u64, Value) {
+    assert_ne!(
+        resp["isBase64Encoded"], true,
+        "a JSON answer comes as text: {resp}"
+    );
+    let body = resp["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no body: {resp}"));
+    (
+        resp["statusCode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no statusCode: {resp}")),
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}")),
+    )
 }
 
 impl std::fmt::Display for Posted {
@@ -276,6 +329,20 @@ impl LambdaProcess {
             output,
             readers,
         }
+    }
+
+    /// A Runtime API for `function`, and its binary ([`bootstrap`] of `built`) started against
+    /// it as [`spawn`](Self::spawn) does.
+    pub async fn start(
+        function: &str,
+        built: &str,
+        env: &[(String, String)],
+        dir: &FsPath,
+    ) -> (RuntimeApi, Self) {
+        let runtime = RuntimeApi::start(function).await;
+        let binary = bootstrap(function, built);
+        let lambda = Self::spawn(&binary, function, runtime.addr, env, dir);
+        (runtime, lambda)
     }
 
     pub fn logs(&self) -> String {

@@ -1,25 +1,14 @@
 //! The `metrics-flush` Lambda binary end to end: Function URL pushes (the events in
-//! `tests/fixtures/`) through the testkit's Lambda Runtime API, rows checked in the store.
+//! `tests/fixtures/`) through the testkit's Lambda Runtime API, rows checked in the store; a
+//! schedule event, which brings no samples, fails the invocation saying so.
 
 use hub_runtime::{HubConfig, Source, Store};
-use hub_testkit::lambda::{LambdaProcess, RuntimeApi, function_env};
+use hub_testkit::lambda::{LambdaProcess, Posted, function_env, http_answer, schedule_event};
 use serde_json::{Value, json};
-use std::path::Path;
 use tempfile::TempDir;
 
 fn fixture(name: &str) -> Value {
     hub_testkit::lambda::fixture(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-/// Status and JSON body of an API Gateway v2 / Function URL response.
-fn http_answer(resp: &Value) -> (u64, Value) {
-    let body = resp["body"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no body: {resp}"));
-    (
-        resp["statusCode"].as_u64().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}")),
-    )
 }
 
 #[tokio::test]
@@ -33,14 +22,13 @@ async fn function_url_pushes_are_written_once_and_bad_tokens_refused() {
             metrics_flush::testing::TOKEN.to_owned(),
         )],
     );
-    let mut runtime = RuntimeApi::start(metrics_flush::NAME).await;
-    let mut lambda = LambdaProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_metrics-flush")),
+    let (mut runtime, mut lambda) = LambdaProcess::start(
         metrics_flush::NAME,
-        runtime.addr,
+        env!("CARGO_BIN_EXE_metrics-flush"),
         &env,
         dir.path(),
-    );
+    )
+    .await;
 
     let push = fixture("apigw-v2-push.json");
     let (status, body) = http_answer(&lambda.invoke(&mut runtime, "req-1", &push).await);
@@ -64,6 +52,22 @@ async fn function_url_pushes_are_written_once_and_bad_tokens_refused() {
         (401, &json!("wrong token")),
         "{body}"
     );
+
+    // A schedule carries no samples: the invocation fails saying what it expected.
+    match lambda
+        .invoke_raw(
+            &mut runtime,
+            "req-4",
+            &schedule_event("eventbridge-scheduled.json"),
+        )
+        .await
+    {
+        Posted::Error { body, .. } => assert!(
+            body.to_string().contains("expected a batch"),
+            "says why: {body}"
+        ),
+        other => panic!("a schedule event must fail metrics-flush's invocation, got {other}"),
+    }
     runtime.assert_nothing_else_posted(&lambda);
     lambda.stop().await;
 

@@ -1,16 +1,15 @@
 //! The `reading-sync` Lambda binary end to end, driven by the testkit's Lambda Runtime API with
-//! the events in `tests/fixtures/`: a scheduled event runs one sync against real PoloDB and
-//! PostgreSQL, a Function URL request pages through the rows, and what cannot succeed fails the
-//! invocation.
+//! the events in `tests/fixtures/` and the testkit's schedule events: a scheduled event runs one
+//! sync against real PoloDB and PostgreSQL, a Function URL request pages through the rows, and
+//! what cannot succeed fails the invocation.
 
 use hub_runtime::store::RunQuery;
 use hub_runtime::{HubConfig, Source, Store};
-use hub_testkit::lambda::{LambdaProcess, Posted, RuntimeApi, function_env};
+use hub_testkit::lambda::{LambdaProcess, Posted, function_env, http_answer, schedule_event};
 use hub_testkit::{MongoServer, TestDb};
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
-use std::path::Path;
 use tempfile::TempDir;
 
 fn fixture(name: &str) -> Value {
@@ -45,29 +44,35 @@ async fn scheduled_events_run_a_sync_and_failures_fail_the_invocation() {
         ],
     );
 
-    let mut runtime = RuntimeApi::start(reading_sync::NAME).await;
-    let mut lambda = LambdaProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_reading-sync")),
+    let (mut runtime, mut lambda) = LambdaProcess::start(
         reading_sync::NAME,
-        runtime.addr,
+        env!("CARGO_BIN_EXE_reading-sync"),
         &env,
         dir.path(),
-    );
+    )
+    .await;
 
     // The twice-daily rule fires: one sync, answered with the run's report.
-    let scheduled = fixture("eventbridge-scheduled.json");
+    let scheduled = schedule_event("eventbridge-scheduled.json");
     let answer = lambda.invoke(&mut runtime, "req-1", &scheduled).await;
     assert_eq!(answer["function"], "reading-sync", "{answer}");
     assert_eq!(answer["outcome"], "success", "{answer}");
     assert_eq!(answer["summary"], "75 processed, 0 failed", "{answer}");
+    // What template.yaml's schedule sends: a sync too, with nothing left to copy.
+    let v2 = schedule_event("scheduler-v2.json");
+    let answer = lambda.invoke(&mut runtime, "req-1b", &v2).await;
+    assert_eq!(
+        (&answer["outcome"], &answer["summary"]),
+        (&"success".into(), &"0 processed, 0 failed".into()),
+        "{answer}"
+    );
 
     // A Function URL request: the rows, through the same router.
     let page = lambda
         .invoke(&mut runtime, "req-2", &fixture("apigw-v2-get-reading.json"))
         .await;
-    assert_eq!(page["statusCode"], 200, "{page}");
-    let body: Value =
-        serde_json::from_str(page["body"].as_str().expect("body text")).expect("JSON body");
+    let (status, body) = http_answer(&page);
+    assert_eq!(status, 200, "{body}");
     let items = body["items"].as_array().expect("items");
     assert_eq!(items.len(), 5);
     assert_eq!(items[0]["payload"]["n"], 6, "newest note first: {body}");
@@ -119,6 +124,7 @@ async fn scheduled_events_run_a_sync_and_failures_fail_the_invocation() {
         [
             ("lambda".to_owned(), "success".to_owned()),
             ("schedule".to_owned(), "failure".to_owned()),
+            ("schedule".to_owned(), "success".to_owned()),
             ("schedule".to_owned(), "success".to_owned()),
         ]
     );

@@ -1,7 +1,7 @@
 //! The Lambda binary end to end. The testkit's Lambda Runtime API hands the real `webhook-gitops`
 //! binary the API Gateway v2 events in `tests/fixtures/`, and collects what it posts back. Each
 //! answer must match, status and body, what the same request gets as plain HTTP from the
-//! in-process router built the way the Lambda entry builds it.
+//! in-process router built the way the Lambda entry builds it. A schedule event runs a resync.
 
 use axum::Router;
 use axum::body::Body;
@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hub_runtime::http::REQUEST_ID_HEADER;
 use hub_runtime::store::RunQuery;
 use hub_runtime::{HubConfig, Source, Store};
-use hub_testkit::lambda::{LambdaProcess, RuntimeApi};
+use hub_testkit::lambda::{LambdaProcess, schedule_event};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use tempfile::TempDir;
@@ -72,14 +72,13 @@ const CASES: &[Case] = &[
 async fn lambda_binary_answers_api_gateway_v2_events_like_the_router() {
     let lambda_dirs = Dirs::new();
     let router_dirs = Dirs::new();
-    let mut runtime = RuntimeApi::start(webhook_gitops::NAME).await;
-    let mut lambda = LambdaProcess::spawn(
-        std::path::Path::new(env!("CARGO_BIN_EXE_webhook-gitops")),
+    let (mut runtime, mut lambda) = LambdaProcess::start(
         webhook_gitops::NAME,
-        runtime.addr,
+        env!("CARGO_BIN_EXE_webhook-gitops"),
         &lambda_dirs.env(),
         lambda_dirs.scratch.path(),
-    );
+    )
+    .await;
     let router = gateway_router(&router_dirs).await;
 
     for (n, case) in CASES.iter().enumerate() {
@@ -159,6 +158,49 @@ async fn lambda_binary_answers_api_gateway_v2_events_like_the_router() {
 
     runtime.assert_nothing_else_posted(&lambda);
     lambda.stop().await;
+}
+
+/// A schedule (one an operator may attach; template.yaml has none for this function) resyncs
+/// every opted-in checkout, as `hub-gateway invoke webhook-gitops` does: with none under the
+/// base directory the run is skipped, saying where it looked.
+#[tokio::test]
+async fn a_schedule_event_resyncs_opted_in_checkouts() {
+    let dirs = Dirs::new();
+    let (mut runtime, mut lambda) = LambdaProcess::start(
+        webhook_gitops::NAME,
+        env!("CARGO_BIN_EXE_webhook-gitops"),
+        &dirs.env(),
+        dirs.scratch.path(),
+    )
+    .await;
+    let event = schedule_event("eventbridge-scheduled.json");
+    let answer = lambda.invoke(&mut runtime, "req-1", &event).await;
+    assert_eq!(
+        answer,
+        json!({
+            "function": webhook_gitops::NAME,
+            "outcome": "skipped",
+            "summary": format!("no opted-in checkouts under {}", dirs.base.path().display()),
+        })
+    );
+    runtime.assert_nothing_else_posted(&lambda);
+    lambda.stop().await;
+
+    let runs = dirs
+        .store()
+        .await
+        .list_runs(&RunQuery {
+            function: Some(webhook_gitops::NAME.to_owned()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("runs");
+    let seen: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r.trigger.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(seen, [("schedule", "skipped")]);
 }
 
 // ---------------------------------------------------------------------------------------------

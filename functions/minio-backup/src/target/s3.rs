@@ -16,6 +16,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use std::collections::VecDeque;
@@ -64,8 +65,12 @@ impl S3 {
             None,
             "minio-backup",
         );
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https)
             .region(Region::new(cfg.region.clone()))
             .endpoint_url(cfg.endpoint.clone())
             .credentials_provider(creds)
