@@ -62,6 +62,11 @@ pub fn manifest_key(object_key: &str) -> String {
     format!("{stem}{SUFFIX}")
 }
 
+/// The manifest key a good backup of `set` started at `at` has, whatever its extension.
+pub fn manifest_key_at(set: &str, at: DateTime<Utc>) -> String {
+    format!("{set}/{}{SUFFIX}", at.format(STAMP))
+}
+
 /// The time in a key's name (`SET/2026-12-03T010000Z…`), if it has one.
 pub fn time_of(key: &str) -> Option<DateTime<Utc>> {
     let name = key.rsplit('/').next()?;
@@ -86,6 +91,7 @@ mod tests {
             manifest_key(&key),
             "grafana/2026-12-03T010007Z.manifest.json"
         );
+        assert_eq!(manifest_key_at("grafana", at), manifest_key(&key));
         assert_eq!(time_of(&key), Some(at));
         assert_eq!(time_of(&manifest_key(&key)), Some(at));
         assert_eq!(time_of("grafana/notes.txt"), None);

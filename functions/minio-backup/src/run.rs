@@ -27,6 +27,30 @@ pub struct SetDone {
     pub deleted: Vec<String>,
 }
 
+/// Keys name the second a backup started in: the first second from `at` on that no good backup
+/// of `set` holds yet, so runs started within one second of each other (a schedule and a manual
+/// run, or a drill's backup) never overwrite each other's objects.
+async fn free_second(
+    target: &Target,
+    set: &str,
+    at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, BackupError> {
+    const TRIES: i64 = 60;
+    for n in 0..TRIES {
+        let slot = at + chrono::Duration::seconds(n);
+        let taken = target
+            .head(&manifest::manifest_key_at(set, slot))
+            .await
+            .map_err(BackupError::Target)?;
+        if taken.is_none() {
+            return Ok(slot);
+        }
+    }
+    Err(BackupError::Target(TargetError::new(format!(
+        "{TRIES} backups of {set} in the last minute hold every key from {at}; try again later"
+    ))))
+}
+
 /// A stored good backup: its manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct Good {
@@ -45,6 +69,8 @@ impl Backup {
         let target = self.target();
         let started = Utc::now();
         let clock = Instant::now();
+        // Before the dump starts: a target that cannot be reached fails the run at once.
+        let slot = free_second(target, &set.name, started).await?;
         let produced = source::produce(
             &set.kind,
             &self.inner.store,
@@ -63,7 +89,7 @@ impl Backup {
             Some(to) => encrypt::wrap(produced, to),
             None => produced,
         };
-        let key = manifest::object_key(&set.name, started, &ext);
+        let key = manifest::object_key(&set.name, slot, &ext);
         let uploaded = tokio::select! {
             biased;
             () = self.inner.shutdown.cancelled() => Err(BackupError::Interrupted),

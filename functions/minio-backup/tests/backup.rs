@@ -246,6 +246,31 @@ async fn a_corrupted_object_is_named_by_verify_and_never_restored() {
 }
 
 #[tokio::test]
+async fn backups_started_in_the_same_second_keep_their_own_keys() {
+    // Keys name the second a backup started in; three runs back to back (a schedule, a manual
+    // run, a retry) must keep three backups, not overwrite one.
+    let tree = TempDir::new().expect("tree");
+    write_tree(tree.path());
+    let env = Env::new().set("BACKUP_DIRS", format!("grafana={}", tree.path().display()));
+    let b = env.backup().await;
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.push(run_one(&b).await.expect("backup").key);
+    }
+    let good: Vec<String> = b
+        .good_backups("grafana")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|g| g.manifest.key)
+        .collect();
+    assert_eq!(good.len(), 3, "{good:?}");
+    for key in &keys {
+        assert!(good.contains(key), "{key} kept: {good:?}");
+    }
+}
+
+#[tokio::test]
 async fn wrong_credentials_are_a_clear_error() {
     let garage = GarageServer::start();
     let tree = TempDir::new().expect("tree");
