@@ -54,6 +54,17 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
         Ok(g) => g,
         Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),
     };
+    let code = execute(&mut gateway, command, invocation).await;
+    // The commands' run rows are queued like the gateway's: committed before the process ends.
+    gateway.ctx.runs.flush().await;
+    code
+}
+
+async fn execute(
+    gateway: &mut Gateway,
+    command: Command,
+    invocation: Option<serde_json::Value>,
+) -> ExitCode {
     match command {
         Command::Serve {
             bind,
@@ -88,7 +99,7 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),
             };
-            match gateway.serve(listeners, shutdown_signal()).await {
+            match gateway.clone().serve(listeners, shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e.to_string(), ExitCode::FAILURE),
             }
@@ -101,9 +112,9 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Invoke { name, .. } => {
-            invoke(&gateway, &name, invocation.unwrap_or_default()).await
+            invoke(gateway, &name, invocation.unwrap_or_default()).await
         }
-        Command::Backup { action } => local_gateway::backup_cli::run(&gateway, action).await,
+        Command::Backup { action } => local_gateway::backup_cli::run(gateway, action).await,
     }
 }
 

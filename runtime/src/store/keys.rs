@@ -8,43 +8,21 @@ use crate::on_pool;
 use chrono::Utc;
 use std::time::Duration;
 
-impl Store {
-    /// Claims `keys` under `scope` for work on `subject`, as one unit: each key is new, or its
-    /// earlier work failed (a redelivery runs again). Returns `true` when all were claimed and
-    /// are now `pending`; `false`, changing nothing, when any is pending or done (a replay).
-    /// Committed before it returns, so accepted work survives a crash.
-    pub async fn claim_keys(
-        &self,
-        scope: &str,
-        subject: &str,
-        keys: &[&str],
-    ) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
-            VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (scope, key) DO UPDATE \
-            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
-            WHERE hub_seen_keys.state = 'failed'";
-        let now = Utc::now();
-        on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            for key in keys {
-                let claimed = sqlx::query(SQL)
-                    .bind(scope)
-                    .bind(*key)
-                    .bind(now)
-                    .bind(subject)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if claimed != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-            }
-            tx.commit().await?;
-            Ok(true)
-        })
-    }
+/// Claims one key (`$1` scope, `$2` key, `$3` time, `$4` subject): affects one row when the key
+/// is new or its earlier work failed, none when it is pending or done. A claim of several keys
+/// is one unit: the writer ([`super::Writer::claim_keys`]) undoes the ones it made when a later
+/// key affects none.
+pub(super) const CLAIM_SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
+    VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (scope, key) DO UPDATE \
+    SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
+    WHERE hub_seen_keys.state = 'failed'";
 
+/// Settles one pending key (`$1` scope, `$2` key) into `$3`: `done` (a replay is a duplicate
+/// from now on) or `failed` (a redelivery claims it again).
+pub(super) const SETTLE_SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
+    WHERE scope = $1 AND key = $2 AND state = 'pending'";
+
+impl Store {
     /// The pending keys of `subject` under `scope`.
     pub async fn pending_keys(
         &self,
@@ -68,32 +46,6 @@ impl Store {
         let rows: Vec<(String,)> =
             on_pool!(self, |p| sqlx::query_as(SQL).bind(scope).fetch_all(p).await)?;
         Ok(rows.into_iter().map(|r| r.0).collect())
-    }
-
-    /// Settles pending `keys`: `done` (a replay is a duplicate from now on) or `failed` (a
-    /// redelivery claims them again).
-    pub async fn settle_keys(
-        &self,
-        scope: &str,
-        keys: &[String],
-        done: bool,
-    ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
-            WHERE scope = $1 AND key = $2 AND state = 'pending'";
-        let state = if done { "done" } else { "failed" };
-        on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            for key in keys {
-                sqlx::query(SQL)
-                    .bind(scope)
-                    .bind(key)
-                    .bind(state)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
     }
 
     /// Forgets settled keys older than `age`, so the table stays small; pending ones stay

@@ -20,6 +20,8 @@ use std::time::Duration;
 mod keys;
 mod tables;
 pub use tables::{CreateTables, Tables};
+mod writer;
+pub use writer::{Writer, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,6 +51,13 @@ pub enum StoreError {
     },
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A batched write failed for a reason every write in it shares (the database is down):
+    /// each caller of the batch gets this, around the one error.
+    #[error("store write failed: {0}")]
+    Batch(std::sync::Arc<StoreError>),
+    /// The store's writer task is gone: the runtime is shutting down.
+    #[error("the store writer has stopped")]
+    WriterStopped,
 }
 
 impl StoreError {
@@ -155,6 +164,25 @@ pub struct RunRow {
     pub outcome: String,
     pub summary: String,
 }
+
+const INSERT_RUN_SQL: &str = "INSERT INTO hub_runs \
+    (id, function, trigger, started_at, duration_ms, outcome, summary) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Binds `$run`'s columns to `$query` (made from [`INSERT_RUN_SQL`]), for either backend.
+macro_rules! bind_run {
+    ($query:expr, $run:expr) => {
+        $query
+            .bind(&$run.id)
+            .bind(&$run.function)
+            .bind(&$run.trigger)
+            .bind($run.started_at)
+            .bind($run.duration_ms)
+            .bind(&$run.outcome)
+            .bind(&$run.summary)
+    };
+}
+use bind_run;
 
 /// Which runs to list: filters, then a page of `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Default)]
@@ -306,18 +334,10 @@ impl Store {
         Ok(())
     }
 
+    /// Writes one run row in a transaction of its own. The gateway records runs through
+    /// [`Writer`], which commits many per transaction; this is the one-row baseline.
     pub async fn insert_run(&self, run: &RunRow) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO hub_runs \
-            (id, function, trigger, started_at, duration_ms, outcome, summary) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(&run.id)
-            .bind(&run.function)
-            .bind(&run.trigger)
-            .bind(run.started_at)
-            .bind(run.duration_ms)
-            .bind(&run.outcome)
-            .bind(&run.summary)
+        on_pool!(self, |p| bind_run!(sqlx::query(INSERT_RUN_SQL), run)
             .execute(p)
             .await
             .map(|_| ()))?;
