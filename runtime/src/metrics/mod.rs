@@ -57,6 +57,7 @@ const GATE_TRANSITIONS_HELP: &str = "gate-check's Funnel openings and closings, 
 
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
+mod http;
 mod otel;
 use otel::{Otel, kv};
 
@@ -68,6 +69,7 @@ struct Inner {
     duration: HistogramFamily,
     in_flight: Family<FunctionLabels, Gauge>,
     http: Family<HttpLabels, Counter>,
+    http_series: http::HttpSeries,
     last_success: Family<FunctionLabels, Gauge<f64, AtomicU64>>,
     skips: Family<SkipLabels, Counter>,
     /// minio-backup's: per backup set, the time and size of the newest good backup.
@@ -173,6 +175,7 @@ impl Default for Metrics {
                 duration,
                 in_flight,
                 http,
+                http_series: http::HttpSeries::default(),
                 last_success,
                 skips,
                 backup_last_success,
@@ -248,17 +251,8 @@ impl Metrics {
     }
 
     pub fn http_request(&self, route: &str, status: u16) {
-        self.inner
-            .http
-            .get_or_create(&HttpLabels {
-                route: route.to_owned(),
-                status: status.to_string(),
-            })
-            .inc();
-        self.inner
-            .otel
-            .http
-            .add(1, &[kv("route", route), kv("status", &status.to_string())]);
+        let i = &self.inner;
+        i.http_series.count(&i.http, &i.otel.http, route, status);
     }
 
     /// Creates the `status="200"` series of `route` at 0, so request rates exist from the
