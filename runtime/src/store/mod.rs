@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod batch;
 mod keys;
 mod tables;
 pub use tables::{CreateTables, Tables};

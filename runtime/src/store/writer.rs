@@ -18,11 +18,10 @@
 //!   still queued. [`Writer::flush`] commits everything queued before it: the gateway calls it
 //!   at shutdown and before reading run history.
 
-use super::keys::{CLAIM_SQL, SETTLE_SQL};
-use super::{INSERT_RUN_SQL, RunRow, Store, StoreError, bind_run};
+use super::batch::{Op, apply};
+use super::{RunRow, Store, StoreError};
 use crate::config::HubConfig;
-use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Sqlite, Transaction};
+use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -55,23 +54,6 @@ impl Default for WriterConfig {
             queue: 8192,
         }
     }
-}
-
-enum Op {
-    Run(RunRow),
-    Claim {
-        scope: &'static str,
-        subject: String,
-        keys: Vec<String>,
-        at: DateTime<Utc>,
-    },
-    Settle {
-        scope: &'static str,
-        keys: Vec<String>,
-        done: bool,
-    },
-    /// Writes nothing: answered once everything queued before it is committed.
-    Flush,
 }
 
 struct Job {
@@ -141,7 +123,12 @@ impl Writer {
         self.commit(Op::Claim {
             scope,
             subject: subject.to_owned(),
-            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            keys: {
+                let mut keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            },
             at: Utc::now(),
         })
         .await
@@ -174,15 +161,14 @@ impl Writer {
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, cfg: WriterConfig) {
     let mut batch = Vec::with_capacity(cfg.max_batch);
     while rx.recv_many(&mut batch, cfg.max_batch).await > 0 {
-        if !cfg.window.is_zero() {
-            let deadline = tokio::time::Instant::now() + cfg.window;
-            while batch.len() < cfg.max_batch && batch.iter().all(|j| j.reply.is_none()) {
-                let room = cfg.max_batch - batch.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                    // Closed: commit what there is, then the outer loop ends.
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
+        let deadline = tokio::time::Instant::now() + cfg.window;
+        let mut awaited = batch.iter().any(|j| j.reply.is_some());
+        while !awaited && batch.len() < cfg.max_batch && !cfg.window.is_zero() {
+            let (before, room) = (batch.len(), cfg.max_batch - batch.len());
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                // Closed: commit what there is, then the outer loop ends.
+                Ok(0) | Err(_) => break,
+                Ok(_) => awaited = batch[before..].iter().any(|j| j.reply.is_some()),
             }
         }
         commit(&store, &mut batch).await;
@@ -191,7 +177,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, cfg: WriterConfig) {
 
 /// Commits `batch` (emptying it) and answers each job.
 async fn commit(store: &Store, batch: &mut Vec<Job>) {
-    match apply(store, batch).await {
+    let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
+    let result = apply(store, &ops).await;
+    drop(ops);
+    match result {
         Ok(claimed) => {
             for (job, claimed) in batch.drain(..).zip(claimed) {
                 finish(job, Ok(claimed));
@@ -200,8 +189,7 @@ async fn commit(store: &Store, batch: &mut Vec<Job>) {
         Err(e) if batch.len() > 1 && refused_for_contents(&e) => {
             tracing::warn!(error = %e, writes = batch.len(), "a batch of store writes was refused; writing them one by one");
             for job in batch.drain(..) {
-                let one = std::slice::from_ref(&job);
-                let result = apply(store, one).await.map(|c| c[0]);
+                let result = apply(store, &[&job.op]).await.map(|c| c[0]);
                 finish(job, result);
             }
         }
@@ -238,145 +226,4 @@ fn finish(job: Job, result: Result<bool, StoreError>) {
             }
         }
     }
-}
-
-/// Writes `jobs` in one transaction; per job, whether a claim claimed (`true` for the rest).
-/// Claims and settlements run in queue order, run rows after them (nothing reads them inside).
-async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<bool>, StoreError> {
-    if jobs.iter().all(|j| matches!(j.op, Op::Flush)) {
-        return Ok(vec![true; jobs.len()]);
-    }
-    let runs: Vec<&RunRow> = jobs
-        .iter()
-        .filter_map(|j| match &j.op {
-            Op::Run(row) => Some(row),
-            _ => None,
-        })
-        .collect();
-    match store {
-        Store::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            let claimed = keys_pg(&mut tx, jobs).await?;
-            insert_runs_pg(&mut tx, &runs).await?;
-            tx.commit().await?;
-            Ok(claimed)
-        }
-        Store::Sqlite(p) => {
-            let mut tx = p.begin().await?;
-            let claimed = keys_sqlite(&mut tx, jobs).await?;
-            for row in runs {
-                bind_run!(sqlx::query(INSERT_RUN_SQL), row)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(claimed)
-        }
-    }
-}
-
-/// The claims and settlements of `jobs`, in order, inside `$tx`: one body for both backends
-/// (each function below type-checks it against its own driver). A claim of several keys runs
-/// inside a savepoint, so a claim refused at its second key leaves the first untouched while
-/// the rest of the batch commits.
-macro_rules! keys_body {
-    ($tx:expr, $jobs:expr) => {{
-        let mut claimed = Vec::with_capacity($jobs.len());
-        for job in $jobs {
-            claimed.push(match &job.op {
-                Op::Claim {
-                    scope,
-                    subject,
-                    keys,
-                    at,
-                } => {
-                    let unit = keys.len() > 1;
-                    if unit {
-                        sqlx::query("SAVEPOINT claim").execute(&mut **$tx).await?;
-                    }
-                    let mut all = true;
-                    for key in keys {
-                        let n = sqlx::query(CLAIM_SQL)
-                            .bind(*scope)
-                            .bind(key)
-                            .bind(*at)
-                            .bind(subject)
-                            .execute(&mut **$tx)
-                            .await?
-                            .rows_affected();
-                        if n != 1 {
-                            all = false;
-                            break;
-                        }
-                    }
-                    if unit && !all {
-                        sqlx::query("ROLLBACK TO SAVEPOINT claim")
-                            .execute(&mut **$tx)
-                            .await?;
-                    }
-                    if unit {
-                        sqlx::query("RELEASE SAVEPOINT claim")
-                            .execute(&mut **$tx)
-                            .await?;
-                    }
-                    all
-                }
-                Op::Settle { scope, keys, done } => {
-                    let state = if *done { "done" } else { "failed" };
-                    for key in keys {
-                        sqlx::query(SETTLE_SQL)
-                            .bind(*scope)
-                            .bind(key)
-                            .bind(state)
-                            .execute(&mut **$tx)
-                            .await?;
-                    }
-                    true
-                }
-                Op::Run(_) | Op::Flush => true,
-            });
-        }
-        Ok(claimed)
-    }};
-}
-
-async fn keys_pg(
-    tx: &mut Transaction<'_, Postgres>,
-    jobs: &[Job],
-) -> Result<Vec<bool>, StoreError> {
-    keys_body!(tx, jobs)
-}
-
-async fn keys_sqlite(
-    tx: &mut Transaction<'_, Sqlite>,
-    jobs: &[Job],
-) -> Result<Vec<bool>, StoreError> {
-    keys_body!(tx, jobs)
-}
-
-/// All of a batch's run rows in one statement: arrays bound once, so the statement is prepared
-/// once whatever the batch size (SQLite, in-process, takes them row by row instead).
-async fn insert_runs_pg(
-    tx: &mut Transaction<'_, Postgres>,
-    runs: &[&RunRow],
-) -> Result<(), StoreError> {
-    if runs.is_empty() {
-        return Ok(());
-    }
-    const SQL: &str = "INSERT INTO hub_runs \
-        (id, function, trigger, started_at, duration_ms, outcome, summary) \
-        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
-        $5::int8[], $6::text[], $7::text[])";
-    let col = |f: fn(&RunRow) -> &str| runs.iter().map(|r| f(r)).collect::<Vec<&str>>();
-    sqlx::query(SQL)
-        .bind(col(|r| &r.id))
-        .bind(col(|r| &r.function))
-        .bind(col(|r| &r.trigger))
-        .bind(runs.iter().map(|r| r.started_at).collect::<Vec<_>>())
-        .bind(runs.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
-        .bind(col(|r| &r.outcome))
-        .bind(col(|r| &r.summary))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
