@@ -157,8 +157,9 @@ lambda-functions: ## Print the functions make lambda-build packages (one per fun
 	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
-bench: test-deps lambda-build ## Benchmarks (tables): gateway vs Debian's webhook; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone; Lambda init time and size
+bench: test-deps lambda-build ## Benchmarks (tables): gateway vs Debian's webhook and /healthz vs bare axum; run rows/s group-committed vs one per transaction; collector vs node_exporter; ingest vs COPY; reading-sync vs the seed's loop; backup upload vs rclone; Lambda init time and size
 	scripts/bench-gateway.sh
+	cargo bench -p hub-runtime --bench runs
 	scripts/bench-metrics.sh
 	cargo bench -p reading-sync --bench sync
 	scripts/bench-backup.sh
