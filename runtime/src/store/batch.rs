@@ -2,13 +2,13 @@
 //! Claims and settlements run in queue order (a later claim sees an earlier one), run rows
 //! after them (nothing in the batch reads them).
 //!
-//! The statements differ by backend because their costs do: PostgreSQL answers each statement
-//! over a round trip and plans it, so a claim, a settlement and all of a batch's run rows are
-//! one statement each, keys and rows bound as arrays; SQLite runs in-process, where a cached
-//! statement per key or row costs microseconds.
+//! Every statement costs a hand-over — a round trip to PostgreSQL, a trip to the connection's
+//! own thread and back for SQLite — that dwarfs the row it writes, so a claim and a settlement
+//! are one statement each whatever their keys (bound as an array, or a JSON array on SQLite),
+//! and a batch's run rows one statement (PostgreSQL, arrays) or a few (SQLite, multi-row
+//! `VALUES`).
 
-use super::keys::{CLAIM_SQL, SETTLE_SQL};
-use super::{INSERT_RUN_SQL, RunRow, Store, StoreError, bind_run};
+use super::{RunRow, Store, StoreError, bind_run};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -62,20 +62,63 @@ pub(super) async fn apply(store: &Store, ops: &[&Op]) -> Result<Vec<bool>, Store
             for op in ops {
                 claimed.push(keys_sqlite(&mut tx, op).await?);
             }
-            for row in runs {
-                bind_run!(sqlx::query(INSERT_RUN_SQL), row)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_runs_sqlite(&mut tx, &runs).await?;
             tx.commit().await?;
         }
     }
     Ok(claimed)
 }
 
-/// A claim's keys in one statement; the keys it took are handed back. When some key was
-/// pending or done, the keys this claim took are marked `failed` again, which is what a claim
-/// looks for: claimable, as they were (absent or failed) before it.
+/// A claim's or a settlement's keys in one statement each, on either backend: `$claim` and
+/// `$settle` are its SQL, taking the scope as `$1` and the keys as `$2`, bound as `$keys(&keys)`
+/// makes them. A claim hands back the keys it took; when some other key was pending or done,
+/// the ones it took are marked `failed` again, which is what a claim looks for: claimable, as
+/// they were (absent or failed) before it.
+macro_rules! keys_op {
+    ($tx:expr, $op:expr, $claim:expr, $settle:expr, $keys:expr) => {{
+        let bind_keys = $keys;
+        match $op {
+            Op::Claim {
+                scope,
+                subject,
+                keys,
+                at,
+            } => {
+                let took: Vec<String> = sqlx::query_scalar($claim)
+                    .bind(*scope)
+                    .bind(bind_keys(keys))
+                    .bind(*at)
+                    .bind(subject)
+                    .fetch_all(&mut **$tx)
+                    .await?;
+                if took.len() == keys.len() {
+                    return Ok(true);
+                }
+                if !took.is_empty() {
+                    sqlx::query($settle)
+                        .bind(*scope)
+                        .bind(bind_keys(&took))
+                        .bind(settled_state(false))
+                        .execute(&mut **$tx)
+                        .await?;
+                }
+                Ok(false)
+            }
+            Op::Settle { scope, keys, done } => {
+                sqlx::query($settle)
+                    .bind(*scope)
+                    .bind(bind_keys(keys))
+                    .bind(settled_state(*done))
+                    .execute(&mut **$tx)
+                    .await?;
+                Ok(true)
+            }
+            Op::Run(_) | Op::Flush => Ok(true),
+        }
+    }};
+}
+
+/// Keys bound as a `text[]`.
 async fn keys_pg(tx: &mut Transaction<'_, Postgres>, op: &Op) -> Result<bool, StoreError> {
     const CLAIM: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
         SELECT $1, k, $3, $4, 'pending' FROM UNNEST($2::text[]) AS k \
@@ -84,100 +127,67 @@ async fn keys_pg(tx: &mut Transaction<'_, Postgres>, op: &Op) -> Result<bool, St
         WHERE hub_seen_keys.state = 'failed' RETURNING key";
     const SETTLE: &str = "UPDATE hub_seen_keys SET state = $3 \
         WHERE scope = $1 AND key = ANY($2) AND state = 'pending'";
-    match op {
-        Op::Claim {
-            scope,
-            subject,
-            keys,
-            at,
-        } => {
-            let took: Vec<String> = sqlx::query_scalar(CLAIM)
-                .bind(*scope)
-                .bind(keys)
-                .bind(*at)
-                .bind(subject)
-                .fetch_all(&mut **tx)
-                .await?;
-            if took.len() == keys.len() {
-                return Ok(true);
-            }
-            if !took.is_empty() {
-                sqlx::query(SETTLE)
-                    .bind(*scope)
-                    .bind(&took)
-                    .bind(settled_state(false))
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Ok(false)
-        }
-        Op::Settle { scope, keys, done } => {
-            sqlx::query(SETTLE)
-                .bind(*scope)
-                .bind(keys)
-                .bind(settled_state(*done))
-                .execute(&mut **tx)
-                .await?;
-            Ok(true)
-        }
-        Op::Run(_) | Op::Flush => Ok(true),
-    }
+    keys_op!(
+        tx,
+        op,
+        CLAIM,
+        SETTLE,
+        std::convert::identity::<&Vec<String>>
+    )
 }
 
-/// A claim key by key inside a savepoint, so a claim refused at its second key leaves its first
-/// untouched while the rest of the batch commits.
+/// Keys bound as a JSON array (SQLite has no arrays); `WHERE true` tells SQLite's parser that
+/// `ON CONFLICT` belongs to the insert, not to a join.
 async fn keys_sqlite(tx: &mut Transaction<'_, Sqlite>, op: &Op) -> Result<bool, StoreError> {
-    match op {
-        Op::Claim {
-            scope,
-            subject,
-            keys,
-            at,
-        } => {
-            let unit = keys.len() > 1;
-            if unit {
-                sqlx::query("SAVEPOINT claim").execute(&mut **tx).await?;
+    const CLAIM: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
+        SELECT $1, value, $3, $4, 'pending' FROM json_each($2) WHERE true \
+        ON CONFLICT (scope, key) DO UPDATE \
+        SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
+        WHERE hub_seen_keys.state = 'failed' RETURNING key";
+    const SETTLE: &str = "UPDATE hub_seen_keys SET state = $3 \
+        WHERE scope = $1 AND key IN (SELECT value FROM json_each($2)) AND state = 'pending'";
+    keys_op!(tx, op, CLAIM, SETTLE, |keys: &Vec<String>| {
+        serde_json::Value::from(keys.as_slice()).to_string()
+    })
+}
+
+/// Run rows in as few statements as the cached shapes allow: SQLite answers each statement on
+/// the connection's own thread, a hand-over each way, so one statement per row cost more in
+/// hand-overs than in SQLite. Rows go in statements of 64, 16, 4 and 1 rows (four statements,
+/// prepared once each).
+async fn insert_runs_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    runs: &[&RunRow],
+) -> Result<(), StoreError> {
+    static SHAPES: std::sync::LazyLock<[(usize, String); 4]> = std::sync::LazyLock::new(|| {
+        [64, 16, 4, 1].map(|n| {
+            let rows: Vec<String> = (0..n)
+                .map(|r| {
+                    let p: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO hub_runs (id, function, trigger, started_at, duration_ms, outcome, \
+                 summary) VALUES {}",
+                rows.join(", ")
+            );
+            (n, sql)
+        })
+    });
+    let mut rest = runs;
+    for (n, sql) in SHAPES.iter() {
+        while rest.len() >= *n {
+            let (chunk, tail) = rest.split_at(*n);
+            let mut query = sqlx::query(sql);
+            for run in chunk {
+                query = bind_run!(query, run);
             }
-            let mut all = true;
-            for key in keys {
-                let n = sqlx::query(CLAIM_SQL)
-                    .bind(*scope)
-                    .bind(key)
-                    .bind(*at)
-                    .bind(subject)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                if n != 1 {
-                    all = false;
-                    break;
-                }
-            }
-            if unit && !all {
-                sqlx::query("ROLLBACK TO SAVEPOINT claim")
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            if unit {
-                sqlx::query("RELEASE SAVEPOINT claim")
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Ok(all)
+            query.execute(&mut **tx).await?;
+            rest = tail;
         }
-        Op::Settle { scope, keys, done } => {
-            for key in keys {
-                sqlx::query(SETTLE_SQL)
-                    .bind(*scope)
-                    .bind(key)
-                    .bind(settled_state(*done))
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Ok(true)
-        }
-        Op::Run(_) | Op::Flush => Ok(true),
     }
+    Ok(())
 }
 
 /// All of a batch's run rows in one statement: arrays bound once, so the statement is prepared

@@ -1,26 +1,14 @@
 //! Keys a function has acted on or promised to act on (webhook deliveries, ...): replays are
 //! recognised across restarts, and work answered "accepted" survives a crash. A key is
 //! `pending` from its claim until the work ran, then `done`, or `failed` so that a retry may
-//! claim it again.
+//! claim it again. Claims and settlements go through the store's writer
+//! ([`super::Writer::claim_keys`], [`super::Writer::settle_keys`]), which commits them with
+//! whatever else is being written.
 
 use super::{Store, StoreError};
 use crate::on_pool;
 use chrono::Utc;
 use std::time::Duration;
-
-/// Claims one key (`$1` scope, `$2` key, `$3` time, `$4` subject): affects one row when the key
-/// is new or its earlier work failed, none when it is pending or done. A claim of several keys
-/// is one unit: the writer ([`super::Writer::claim_keys`]) undoes the ones it made when a later
-/// key affects none.
-pub(super) const CLAIM_SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
-    VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (scope, key) DO UPDATE \
-    SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
-    WHERE hub_seen_keys.state = 'failed'";
-
-/// Settles one pending key (`$1` scope, `$2` key) into `$3`: `done` (a replay is a duplicate
-/// from now on) or `failed` (a redelivery claims it again).
-pub(super) const SETTLE_SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
-    WHERE scope = $1 AND key = $2 AND state = 'pending'";
 
 impl Store {
     /// The pending keys of `subject` under `scope`.

@@ -170,7 +170,8 @@ const INSERT_RUN_SQL: &str = "INSERT INTO hub_runs \
     (id, function, trigger, started_at, duration_ms, outcome, summary) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Binds `$run`'s columns to `$query` (made from [`INSERT_RUN_SQL`]), for either backend.
+/// Binds `$run`'s columns to `$query` (`$1`…`$7` of [`INSERT_RUN_SQL`], or of one row of a
+/// multi-row insert), for either backend.
 macro_rules! bind_run {
     ($query:expr, $run:expr) => {
         $query
