@@ -134,6 +134,32 @@ async fn a_refused_claim_in_a_batch_changes_nothing_and_spares_the_rest(backend:
 
 on_both_backends!(a_refused_claim_in_a_batch_changes_nothing_and_spares_the_rest);
 
+async fn a_claim_after_a_settlement_in_its_batch_sees_it(backend: Backend) {
+    let fx = fixture(backend).await;
+    let writer = Writer::start(fx.store.clone(), config(FOREVER));
+    assert!(
+        writer
+            .claim_keys(SCOPE, "repo", &["delivery:1"])
+            .await
+            .expect("claim")
+    );
+    let failed = vec!["delivery:1".to_owned()];
+    // One batch: the sync failed, and GitHub's redelivery claims the delivery again.
+    let (settled, redelivered, replayed) = tokio::join!(
+        writer.settle_keys(SCOPE, &failed, false),
+        writer.claim_keys(SCOPE, "repo", &["delivery:1"]),
+        writer.claim_keys(SCOPE, "repo", &["delivery:1"]),
+    );
+    settled.expect("settle");
+    assert!(
+        redelivered.expect("claim"),
+        "a failed delivery is claimable again"
+    );
+    assert!(!replayed.expect("claim"), "and then pending");
+}
+
+on_both_backends!(a_claim_after_a_settlement_in_its_batch_sees_it);
+
 async fn a_row_the_database_refuses_costs_only_itself(backend: Backend) {
     let fx = fixture(backend).await;
     let writer = Writer::start(fx.store.clone(), config(FOREVER));

@@ -1,13 +1,13 @@
 //! How the writer ([`super::Writer`]) writes one batch: every write in one transaction.
-//! Claims and settlements run in queue order (a later claim sees an earlier one), run rows
-//! after them (nothing in the batch reads them).
+//! Claims and settlements keep their queue order (a later claim sees an earlier one), run rows
+//! come after them (nothing in the batch reads them).
 //!
 //! Every statement costs a hand-over — a round trip to PostgreSQL, a trip to the connection's
-//! own thread and back for SQLite — that dwarfs the row it writes, so a claim and a settlement
-//! are one statement each whatever their keys (bound as an array, or a JSON array on SQLite),
-//! and a batch's run rows one statement (PostgreSQL, arrays) or a few (SQLite, multi-row
-//! `VALUES`).
+//! own thread and back for SQLite — that dwarfs the rows it writes, so a batch is a handful of
+//! statements whatever its size: its claims one (see [`super::claims`]), each settlement one,
+//! its run rows one (PostgreSQL, arrays) or a few (SQLite, multi-row `VALUES`).
 
+use super::claims::{Claim, KeysTx, Row, claim_all};
 use super::{RunRow, Store, StoreError, bind_run};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Sqlite, Transaction};
@@ -20,7 +20,6 @@ pub(super) enum Op {
         scope: &'static str,
         subject: String,
         keys: Vec<String>,
-        at: DateTime<Utc>,
     },
     Settle {
         scope: &'static str,
@@ -31,11 +30,9 @@ pub(super) enum Op {
     Flush,
 }
 
-fn settled_state(done: bool) -> &'static str {
-    if done { "done" } else { "failed" }
-}
-
 /// Writes `ops` in one transaction; per op, whether a claim claimed (`true` for the rest).
+/// Claims queued one after another go in one statement ([`claim_all`]); a settlement between
+/// them is written in its place, so a claim after it sees it.
 pub(super) async fn apply(store: &Store, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
     if ops.iter().all(|op| matches!(op, Op::Flush)) {
         return Ok(vec![true; ops.len()]);
@@ -47,108 +44,164 @@ pub(super) async fn apply(store: &Store, ops: &[&Op]) -> Result<Vec<bool>, Store
             _ => None,
         })
         .collect();
-    let mut claimed = Vec::with_capacity(ops.len());
+    let at = Utc::now();
     match store {
         Store::Postgres(p) => {
             let mut tx = p.begin().await?;
-            for op in ops {
-                claimed.push(keys_pg(&mut tx, op).await?);
-            }
+            let claimed = keys(&mut tx, ops, at).await?;
             insert_runs_pg(&mut tx, &runs).await?;
             tx.commit().await?;
+            Ok(claimed)
         }
         Store::Sqlite(p) => {
             let mut tx = p.begin().await?;
-            for op in ops {
-                claimed.push(keys_sqlite(&mut tx, op).await?);
-            }
+            let claimed = keys(&mut tx, ops, at).await?;
             insert_runs_sqlite(&mut tx, &runs).await?;
             tx.commit().await?;
+            Ok(claimed)
         }
     }
+}
+
+/// The claims and settlements of `ops`, in order.
+async fn keys<T: KeysTx>(
+    tx: &mut T,
+    ops: &[&Op],
+    at: DateTime<Utc>,
+) -> Result<Vec<bool>, StoreError> {
+    let mut claimed = vec![true; ops.len()];
+    // Indexes (into `ops`) of the claims waiting to be written together.
+    let mut group: Vec<usize> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Claim { .. } => group.push(i),
+            Op::Settle { scope, keys, done } => {
+                claim_group(tx, ops, &mut group, &mut claimed, at).await?;
+                let state = if *done { "done" } else { "failed" };
+                tx.settle(scope, keys, state).await?;
+            }
+            Op::Run(_) | Op::Flush => {}
+        }
+    }
+    claim_group(tx, ops, &mut group, &mut claimed, at).await?;
     Ok(claimed)
 }
 
-/// A claim's or a settlement's keys in one statement each, on either backend: `$claim` and
-/// `$settle` are its SQL, taking the scope as `$1` and the keys as `$2`, bound as `$keys(&keys)`
-/// makes them. A claim hands back the keys it took; when some other key was pending or done,
-/// the ones it took are marked `failed` again, which is what a claim looks for: claimable, as
-/// they were (absent or failed) before it.
-macro_rules! keys_op {
-    ($tx:expr, $op:expr, $claim:expr, $settle:expr, $keys:expr) => {{
-        let bind_keys = $keys;
-        match $op {
+async fn claim_group<T: KeysTx>(
+    tx: &mut T,
+    ops: &[&Op],
+    group: &mut Vec<usize>,
+    claimed: &mut [bool],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let claims: Vec<Claim<'_>> = group
+        .iter()
+        .filter_map(|i| match ops[*i] {
             Op::Claim {
                 scope,
                 subject,
                 keys,
-                at,
-            } => {
-                let took: Vec<String> = sqlx::query_scalar($claim)
-                    .bind(*scope)
-                    .bind(bind_keys(keys))
-                    .bind(*at)
-                    .bind(subject)
-                    .fetch_all(&mut **$tx)
-                    .await?;
-                if took.len() == keys.len() {
-                    return Ok(true);
-                }
-                if !took.is_empty() {
-                    sqlx::query($settle)
-                        .bind(*scope)
-                        .bind(bind_keys(&took))
-                        .bind(settled_state(false))
-                        .execute(&mut **$tx)
-                        .await?;
-                }
-                Ok(false)
-            }
-            Op::Settle { scope, keys, done } => {
-                sqlx::query($settle)
-                    .bind(*scope)
-                    .bind(bind_keys(keys))
-                    .bind(settled_state(*done))
-                    .execute(&mut **$tx)
-                    .await?;
-                Ok(true)
-            }
-            Op::Run(_) | Op::Flush => Ok(true),
-        }
-    }};
+            } => Some(Claim {
+                scope,
+                subject,
+                keys,
+            }),
+            _ => None,
+        })
+        .collect();
+    for (i, got) in group.drain(..).zip(claim_all(tx, &claims, at).await?) {
+        claimed[i] = got;
+    }
+    Ok(())
 }
 
-/// Keys bound as a `text[]`.
-async fn keys_pg(tx: &mut Transaction<'_, Postgres>, op: &Op) -> Result<bool, StoreError> {
-    const CLAIM: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
-        SELECT $1, k, $3, $4, 'pending' FROM UNNEST($2::text[]) AS k \
-        ON CONFLICT (scope, key) DO UPDATE \
-        SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
-        WHERE hub_seen_keys.state = 'failed' RETURNING key";
-    const SETTLE: &str = "UPDATE hub_seen_keys SET state = $3 \
-        WHERE scope = $1 AND key = ANY($2) AND state = 'pending'";
-    keys_op!(
-        tx,
-        op,
-        CLAIM,
-        SETTLE,
-        std::convert::identity::<&Vec<String>>
-    )
+/// Keys bound as `text[]`.
+impl KeysTx for Transaction<'_, Postgres> {
+    async fn take(
+        &mut self,
+        rows: &[Row<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
+            SELECT scope, key, $4, subject, 'pending' \
+            FROM UNNEST($1::text[], $2::text[], $3::text[]) AS r(scope, key, subject) \
+            ON CONFLICT (scope, key) DO UPDATE \
+            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
+            WHERE hub_seen_keys.state = 'failed' RETURNING scope, key";
+        let scopes: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let keys: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let subjects: Vec<&str> = rows.iter().map(|r| r.2).collect();
+        let took = sqlx::query_as(SQL)
+            .bind(scopes)
+            .bind(keys)
+            .bind(subjects)
+            .bind(at)
+            .fetch_all(&mut **self)
+            .await?;
+        Ok(took)
+    }
+
+    async fn settle(
+        &mut self,
+        scope: &str,
+        keys: &[String],
+        state: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
+            WHERE scope = $1 AND key = ANY($2) AND state = 'pending'";
+        sqlx::query(SQL)
+            .bind(scope)
+            .bind(keys)
+            .bind(state)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
 }
 
-/// Keys bound as a JSON array (SQLite has no arrays); `WHERE true` tells SQLite's parser that
+/// Keys bound as JSON (SQLite has no arrays). `WHERE true` tells SQLite's parser that
 /// `ON CONFLICT` belongs to the insert, not to a join.
-async fn keys_sqlite(tx: &mut Transaction<'_, Sqlite>, op: &Op) -> Result<bool, StoreError> {
-    const CLAIM: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
-        SELECT $1, value, $3, $4, 'pending' FROM json_each($2) WHERE true \
-        ON CONFLICT (scope, key) DO UPDATE \
-        SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
-        WHERE hub_seen_keys.state = 'failed' RETURNING key";
-    const SETTLE: &str = "UPDATE hub_seen_keys SET state = $3 \
-        WHERE scope = $1 AND key IN (SELECT value FROM json_each($2)) AND state = 'pending'";
-    keys_op!(tx, op, CLAIM, SETTLE, |keys: &Vec<String>| {
-        serde_json::Value::from(keys.as_slice()).to_string()
-    })
+impl KeysTx for Transaction<'_, Sqlite> {
+    async fn take(
+        &mut self,
+        rows: &[Row<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
+            SELECT value ->> 0, value ->> 1, $2, value ->> 2, 'pending' \
+            FROM json_each($1) WHERE true \
+            ON CONFLICT (scope, key) DO UPDATE \
+            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
+            WHERE hub_seen_keys.state = 'failed' RETURNING scope, key";
+        let rows = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let took = sqlx::query_as(SQL)
+            .bind(rows)
+            .bind(at)
+            .fetch_all(&mut **self)
+            .await?;
+        Ok(took)
+    }
+
+    async fn settle(
+        &mut self,
+        scope: &str,
+        keys: &[String],
+        state: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
+            WHERE scope = $1 AND key IN (SELECT value FROM json_each($2)) AND state = 'pending'";
+        let keys = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(SQL)
+            .bind(scope)
+            .bind(keys)
+            .bind(state)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Run rows in as few statements as the cached shapes allow: SQLite answers each statement on

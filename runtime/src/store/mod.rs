@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod batch;
+mod claims;
 mod keys;
 mod tables;
 pub use tables::{CreateTables, Tables};

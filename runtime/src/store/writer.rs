@@ -21,7 +21,6 @@
 use super::batch::{Op, apply};
 use super::{RunRow, Store, StoreError};
 use crate::config::HubConfig;
-use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -129,7 +128,6 @@ impl Writer {
                 keys.dedup();
                 keys
             },
-            at: Utc::now(),
         })
         .await
     }
