@@ -269,7 +269,10 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, StoreError> {
         // WAL + NORMAL survives a killed process; only an OS crash can lose the
         // last commits (run rows, replay keys), and it saves an fsync per request.
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        // A statement that may need undoing (an upsert in a batch) keeps a journal; on disk
+        // that was a temporary file created, written and deleted per statement.
+        .pragma("temp_store", "memory");
     SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
