@@ -10,7 +10,8 @@
 use super::claims::{Claim, KeysTx, Row, claim_all};
 use super::{RunRow, Store, StoreError, bind_run};
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
 /// One write the writer was asked for.
 pub(super) enum Op {
@@ -30,13 +31,59 @@ pub(super) enum Op {
     Flush,
 }
 
-/// Writes `ops` in one transaction; per op, whether a claim claimed (`true` for the rest).
-/// Claims queued one after another go in one statement ([`claim_all`]); a settlement between
-/// them is written in its place, so a claim after it sees it.
-pub(super) async fn apply(store: &Store, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
-    if ops.iter().all(|op| matches!(op, Op::Flush)) {
-        return Ok(vec![true; ops.len()]);
+/// The writer's connection, kept from one batch to the next: taking one from the pool for
+/// every batch cost a liveness ping — one more hand-over — each time. Dropped (back to the
+/// pool, which tests it) after any failure but a refusal of the batch's contents.
+pub(super) struct Conn {
+    store: Store,
+    held: Option<Held>,
+}
+
+enum Held {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Conn {
+    pub(super) fn new(store: Store) -> Self {
+        Self { store, held: None }
     }
+
+    /// Writes `ops` in one transaction; per op, whether a claim claimed (`true` for the rest).
+    /// Claims queued one after another go in one statement ([`claim_all`]); a settlement
+    /// between them is written in its place, so a claim after it sees it.
+    pub(super) async fn apply(&mut self, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
+        if ops.iter().all(|op| matches!(op, Op::Flush)) {
+            return Ok(vec![true; ops.len()]);
+        }
+        let held = match &mut self.held {
+            Some(held) => held,
+            None => self.held.insert(match &self.store {
+                Store::Postgres(p) => Held::Postgres(p.acquire().await?),
+                Store::Sqlite(p) => Held::Sqlite(p.acquire().await?),
+            }),
+        };
+        let result = write(held, ops).await;
+        if result.as_ref().is_err_and(|e| !refused_for_contents(e)) {
+            self.held = None;
+        }
+        result
+    }
+}
+
+/// A data error, or a PostgreSQL deadlock / serialization failure with another writer: the
+/// same writes may go through on their own.
+pub(super) fn refused_for_contents(e: &StoreError) -> bool {
+    if e.is_data_error() {
+        return true;
+    }
+    let StoreError::Query(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some("40P01" | "40001"))
+}
+
+async fn write(held: &mut Held, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
     let runs: Vec<&RunRow> = ops
         .iter()
         .filter_map(|op| match op {
@@ -45,16 +92,16 @@ pub(super) async fn apply(store: &Store, ops: &[&Op]) -> Result<Vec<bool>, Store
         })
         .collect();
     let at = Utc::now();
-    match store {
-        Store::Postgres(p) => {
-            let mut tx = p.begin().await?;
+    match held {
+        Held::Postgres(c) => {
+            let mut tx = c.begin().await?;
             let claimed = keys(&mut tx, ops, at).await?;
             insert_runs_pg(&mut tx, &runs).await?;
             tx.commit().await?;
             Ok(claimed)
         }
-        Store::Sqlite(p) => {
-            let mut tx = p.begin().await?;
+        Held::Sqlite(c) => {
+            let mut tx = c.begin().await?;
             let claimed = keys(&mut tx, ops, at).await?;
             insert_runs_sqlite(&mut tx, &runs).await?;
             tx.commit().await?;

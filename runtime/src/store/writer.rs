@@ -18,7 +18,7 @@
 //!   still queued. [`Writer::flush`] commits everything queued before it: the gateway calls it
 //!   at shutdown and before reading run history.
 
-use super::batch::{Op, apply};
+use super::batch::{Conn, Op, refused_for_contents};
 use super::{RunRow, Store, StoreError};
 use crate::config::HubConfig;
 use std::sync::Arc;
@@ -157,6 +157,7 @@ impl Writer {
 
 /// The writer task: takes what is queued, lingers up to the window while nobody waits, commits.
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, cfg: WriterConfig) {
+    let mut conn = Conn::new(store);
     let mut batch = Vec::with_capacity(cfg.max_batch);
     while rx.recv_many(&mut batch, cfg.max_batch).await > 0 {
         let deadline = tokio::time::Instant::now() + cfg.window;
@@ -169,14 +170,14 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, cfg: WriterConfig) {
                 Ok(_) => awaited = batch[before..].iter().any(|j| j.reply.is_some()),
             }
         }
-        commit(&store, &mut batch).await;
+        commit(&mut conn, &mut batch).await;
     }
 }
 
 /// Commits `batch` (emptying it) and answers each job.
-async fn commit(store: &Store, batch: &mut Vec<Job>) {
+async fn commit(conn: &mut Conn, batch: &mut Vec<Job>) {
     let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
-    let result = apply(store, &ops).await;
+    let result = conn.apply(&ops).await;
     drop(ops);
     match result {
         Ok(claimed) => {
@@ -187,7 +188,7 @@ async fn commit(store: &Store, batch: &mut Vec<Job>) {
         Err(e) if batch.len() > 1 && refused_for_contents(&e) => {
             tracing::warn!(error = %e, writes = batch.len(), "a batch of store writes was refused; writing them one by one");
             for job in batch.drain(..) {
-                let result = apply(store, &[&job.op]).await.map(|c| c[0]);
+                let result = conn.apply(&[&job.op]).await.map(|c| c[0]);
                 finish(job, result);
             }
         }
@@ -198,18 +199,6 @@ async fn commit(store: &Store, batch: &mut Vec<Job>) {
             }
         }
     }
-}
-
-/// A data error, or a PostgreSQL deadlock / serialization failure with another writer: the
-/// same items may go through on their own.
-fn refused_for_contents(e: &StoreError) -> bool {
-    if e.is_data_error() {
-        return true;
-    }
-    let StoreError::Query(sqlx::Error::Database(db)) = e else {
-        return false;
-    };
-    matches!(db.code().as_deref(), Some("40P01" | "40001"))
 }
 
 fn finish(job: Job, result: Result<bool, StoreError>) {
