@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: every comparison in one run, then the report.
 
-Each step measures the hub and its peer side by side, alternating, BENCH_RUNS (5) times, and
+Each step measures the hub and its peer side by side, alternating, BENCH_REPEAT (5) times, and
 appends one line per run to bench/results.jsonl (see bench/src/results.rs); `hub-bench report`
 then writes BENCHMARKS.md (machine, one row per comparison: hub median and spread, peer median,
 ratio, aim, met) and the SVG plots in bench/plots/.
@@ -9,11 +9,14 @@ ratio, aim, met) and the SVG plots in bench/plots/.
 Steps, in order (BENCH_STEPS picks some, e.g. BENCH_STEPS="webhook healthz"):
   machine  cores, memory, kernel, CPU, tool versions
   webhook  signed push deliveries to a real opted-in checkout (each request a distinct body and
-           X-GitHub-Delivery, so every one is verified, claimed in the durable replay ledger and
-           queued for a real sync) vs Debian's `webhook` running /bin/true on the same bodies;
-           wrk at 1..64 connections (16 and 64 BENCH_RUNS times, the others once), p50/p99
-  healthz  GET /healthz through the gateway's whole stack vs bench-hello (a bare axum hello)
+           X-GitHub-Delivery, signed by wrk through libcrypto: scripts/signed-deliveries.lua, so
+           every one is verified, claimed in the durable replay ledger and queued for a real
+           sync) vs Debian's `webhook` running /bin/true on the same kind of deliveries; wrk at
+           1..64 connections (16 and 64 BENCH_REPEAT times, the others once), p50/p99
+  healthz  GET /healthz through the gateway's whole stack vs local-gateway's example
+           bare-hello (the same answer from axum with no middleware)
   runs     run rows into SQLite and PostgreSQL: the store's group commit vs one per transaction
+           (cargo bench -p hub-runtime --bench runs)
   metrics  scripts/bench-metrics.sh: collector CPU per sample vs node_exporter; ingest rows/s by
            samples per request (1 connection) vs COPY
   sync     reading-sync vs the seed's loop (cargo bench, BENCH_DOCS documents)
@@ -21,7 +24,7 @@ Steps, in order (BENCH_STEPS picks some, e.g. BENCH_STEPS="webhook healthz"):
   lambda   scripts/bench-lambda.sh: bootstrap init time and size (make lambda-build first)
   soak     bench/soak.py: SOAK_SECS (600) of mixed load; gateway RSS over time
 
-Knobs: BENCH_RUNS (5), BENCH_DURATION (8, seconds per wrk run), BENCH_DOCS (2000),
+Knobs: BENCH_REPEAT (5), BENCH_DURATION (8, seconds per wrk run), BENCH_DOCS (2000),
 BENCH_BACKUP_MIB (1024), SOAK_SECS (600), BENCH_KEEP_RESULTS=1 appends to the results file
 instead of starting it afresh. Needs what `make test-deps` installs, plus wrk, webhook,
 prometheus-node-exporter, rclone and linux-perf (installed here when missing).
@@ -30,8 +33,6 @@ prometheus-node-exporter, rclone and linux-perf (installed here when missing).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -51,7 +52,7 @@ from bench_results import emit, info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.jsonl"
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+RUNS = int(os.environ.get("BENCH_REPEAT", "5"))
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 STEPS = os.environ.get(
     "BENCH_STEPS", "machine webhook healthz runs metrics sync backup lambda soak"
@@ -126,62 +127,35 @@ def step_machine() -> None:
 # ---------------------------------------------------------------------------------------------
 # Signed webhook deliveries.
 
-LUA_BODIES = r"""
--- Requests from a file of "signature<TAB>delivery<TAB>body" lines, each thread taking every
--- n-th line (n = wrk's first script argument), so no two requests carry the same delivery.
-local counter = 0
+# scripts/signed-deliveries.lua makes the requests; LUA_COMMON counts their answers. Both define
+# setup(thread), so the pair is chained.
+LUA_CHAIN = """
+local deliveries_setup = setup
+"""
+LUA_CHAINED = """
+local common_setup = setup
 function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-  table.insert(threads, thread)
-end
-local reqs = {}
-local idx = 0
-function init(args)
-  local n, i = tonumber(args[1]), 0
-  for line in io.lines(BODIES) do
-    if i % n == id then
-      local sig, delivery, body = line:match("^(%S+)\t(%S+)\t(.*)$")
-      reqs[#reqs + 1] = wrk.format("POST", nil, {
-        ["Content-Type"] = "application/json",
-        ["X-GitHub-Event"] = "push",
-        ["X-GitHub-Delivery"] = delivery,
-        ["X-Hub-Signature-256"] = sig,
-      }, body)
-    end
-    i = i + 1
-  end
-end
-function request()
-  idx = idx % #reqs + 1
-  return reqs[idx]
+  deliveries_setup(thread)
+  common_setup(thread)
 end
 """
 
 
-def write_bodies(path: Path, count: int, sha: str) -> None:
-    """`count` distinct signed pushes to `app`'s deployed branch."""
-    nonce = uuid.uuid4().hex[:12]
-    key = SECRET.encode()
-    with open(path, "w") as f:
-        for n in range(count):
-            body = json.dumps(
-                {"ref": "refs/heads/main", "after": sha, "repository": {"name": "app"},
-                 "bench": f"{nonce}-{n}"},
-                separators=(",", ":"),
-            )
-            sig = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-            f.write(f"sha256={sig}\t{uuid.uuid4()}\t{body}\n")
+def deliveries_script(path: Path) -> None:
+    signed = (ROOT / "scripts" / "signed-deliveries.lua").read_text()
+    path.write_text(signed + LUA_CHAIN + soak.LUA_COMMON + LUA_CHAINED)
 
 
-def wrk(url: str, conns: int, script: Path | None, *args: str) -> dict:
+def wrk(url: str, conns: int, script: Path | None, *args: str,
+        env: dict[str, str] | None = None) -> dict:
     """One wrk run; returns the result line of soak's LUA_COMMON (statuses, latency in µs)."""
     threads = min(2, conns)
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{DURATION}s", "--timeout", "10s", "--latency"]
     if script:
         cmd += ["-s", str(script)]
     cmd += [url, "--", str(threads), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 120).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 120,
+                         env={**os.environ, **(env or {})}).stdout
     m = re.search(r"^SOAK-RESULT (.*)$", out, re.M)
     if not m:
         raise SystemExit(f"bench: wrk printed no result for {url}:\n{out[-2000:]}")
@@ -240,25 +214,21 @@ def step_webhook(work: Path) -> None:
         "hub": (f"http://127.0.0.1:{port}/api/webhook/gitops", "202"),
         "webhook": (f"http://127.0.0.1:{peer_port}/hooks/gitops", "200"),
     }
-    # Bodies per run: twice the best rate seen so far for the series (a guess at first), so a
-    # run never wraps around to deliveries the ledger already holds.
-    best = {"hub": 40_000.0, "webhook": 10_000.0}
     script = work / "webhook.lua"
-    bodies = work / "bodies.tsv"
-    script.write_text(f"BODIES = {soak.lua_str(str(bodies))}\n" + soak.LUA_COMMON + LUA_BODIES)
+    deliveries_script(script)
     try:
         for conns in CONNECTIONS:
             for i in range(RUNS if conns in HEADLINE else 1):
                 for series, (url, ok) in targets.items():
-                    write_bodies(bodies, int(best[series] * 2 * DURATION) + 1000, sha)
-                    r = wrk(url, conns, script)
+                    r = wrk(url, conns, script, env={
+                        "BENCH_SECRET": SECRET, "BENCH_REPO": "app", "BENCH_BRANCH": "main",
+                        "BENCH_NONCE": f"{series}-{conns}-{i}-{uuid.uuid4().hex[:8]}"})
                     secs = r["duration_us"] / 1e6
                     good = r["statuses"].get(ok, 0)
                     other = {k: v for k, v in r["statuses"].items() if k != ok}
                     if other:
                         log(f"webhook {series} c={conns}: answers other than {ok}: {other}")
                     rate = good / secs
-                    best[series] = max(best[series], rate)
                     emit("webhook_rps", series, round(rate, 1), x=conns)
                     emit("webhook_p50_ms", series, r["latency_us"]["p50"] / 1000, x=conns)
                     emit("webhook_p99_ms", series, r["latency_us"]["p99"] / 1000, x=conns)
@@ -272,7 +242,7 @@ def step_webhook(work: Path) -> None:
 def step_healthz(work: Path) -> None:
     gw, port = start_gateway(work, "healthz", {})
     hello_port = soak.free_port()
-    hello = subprocess.Popen([str(RELEASE / "bench-hello"), str(hello_port)])
+    hello = subprocess.Popen([str(RELEASE / "examples" / "bare-hello"), str(hello_port)])
     wait_port(hello_port)
     script = work / "healthz.lua"
     script.write_text(soak.lua_fixed("GET", {}))
@@ -289,12 +259,8 @@ def step_healthz(work: Path) -> None:
 
 
 def step_runs(_work: Path) -> None:
-    bench = RELEASE / "hub-bench-runs"
-    if not bench.exists():
-        log(f"{bench} not built: run recording not measured")
-        return
     for i in range(RUNS):
-        run([str(bench)], env={**os.environ, "BENCH_RESULTS": str(RESULTS)})
+        step_script(["cargo", "bench", "-q", "-p", "hub-runtime", "--bench", "runs"], {})
         log(f"runs: run {i + 1} done")
 
 
@@ -348,6 +314,8 @@ def main() -> int:
     log("building release binaries")
     run(["cargo", "build", "--release", "-q", "-p", "local-gateway", "-p", "host-collector",
          "-p", "hub-bench"], cwd=ROOT)
+    run(["cargo", "build", "--release", "-q", "-p", "local-gateway", "--example", "bare-hello"],
+        cwd=ROOT)
     if os.environ.get("BENCH_KEEP_RESULTS") != "1":
         RESULTS.write_text("")
     os.environ["BENCH_RESULTS"] = str(RESULTS)

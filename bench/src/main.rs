@@ -41,17 +41,19 @@ enum Command {
 const METHOD: &str = "\
 - **Signed webhook deliveries**: `wrk -t2` for 8 s per run against `POST /api/webhook/gitops` of a
   release `hub-gateway` on a fresh SQLite store, with a real opted-in checkout: every request is a
-  distinct push (its own body and `X-GitHub-Delivery`, HMAC-SHA256 signed), so each one is
-  verified, parsed, claimed in the durable replay ledger (committed before its 202) and queued
-  for a sync that really runs `git fetch`. The peer is Debian's `webhook` (adnanh/webhook) with a
-  `payload-hmac-sha256` rule over the same bodies, running `/bin/true` per hook. Latency is wrk's
-  `--latency` p50/p99.
+  distinct push (its own body and `X-GitHub-Delivery`, HMAC-SHA256 signed by wrk through
+  libcrypto, `scripts/signed-deliveries.lua`), so each one is verified, parsed, claimed in the
+  durable replay ledger (committed before its 202) and queued for a sync that really runs
+  `git fetch`. The peer is Debian's `webhook` (adnanh/webhook) with a `payload-hmac-sha256` rule
+  over the same kind of deliveries, running `/bin/true` per hook. Latency is wrk's `--latency`
+  p50/p99. Only 202s (the peer: 200s) count.
 - **`/healthz`**: `wrk -t2 -c16` against the gateway's `/healthz` (every middleware layer: request
-  id, trace span, panic catcher, timeout, limits, metrics) and against `bench-hello`, a bare axum
-  hello on the same axum/tokio/hyper.
-- **Run recording**: `hub-bench-runs` (see `bench/`), runs recorded back to back through the
-  store's group-committing writer, against the same rows inserted one per transaction, on a fresh
-  SQLite file and a fresh PostgreSQL database.
+  id, trace span, panic catcher, timeout, limits, metrics) and against local-gateway's example
+  `bare-hello`, the same answer from axum on the same tokio and hyper with no middleware.
+- **Run recording**: `cargo bench -p hub-runtime --bench runs`: 20,000 run rows written by 16
+  tasks, one insert per transaction (`single-…`) against the store's group-committing writer
+  (`batched-…`: queued, as the gateway records runs), on a fresh SQLite file and a fresh
+  PostgreSQL database.
 - **Metrics ingest**, **collector CPU**: `scripts/bench-metrics.sh` (see its header): samples
   pushed over HTTP into PostgreSQL vs a raw `COPY` of the same rows; `hub-collector --once` CPU by
   `perf stat` task-clock vs one `prometheus-node-exporter` scrape.

@@ -269,6 +269,15 @@ pub struct HubConfig {
     pub max_body_bytes: usize,
     /// Requests one function serves at once before answering 429 (`HUB_MAX_CONCURRENCY`, 64).
     pub max_concurrency: usize,
+    /// How long queued run rows wait for more writes to share their transaction
+    /// (`HUB_STORE_BATCH_WINDOW_MS`, 2). A write someone awaits (a webhook's replay key) never
+    /// waits for it.
+    pub store_batch_window: Duration,
+    /// Most writes committed in one transaction (`HUB_STORE_BATCH_MAX`, 512).
+    pub store_batch_max: usize,
+    /// Writes queued for the store before callers wait for room (`HUB_STORE_QUEUE`, 8192): the
+    /// bound on memory held by writes not yet committed.
+    pub store_queue: usize,
 }
 
 impl HubConfig {
@@ -291,6 +300,17 @@ impl HubConfig {
                 5 * 1024 * 1024,
             )?,
             max_concurrency: src.get_or("hub.max_concurrency", "HUB_MAX_CONCURRENCY", 64)?,
+            store_batch_window: Duration::from_millis(src.get_or(
+                "hub.store_batch_window_ms",
+                "HUB_STORE_BATCH_WINDOW_MS",
+                2,
+            )?),
+            store_batch_max: src
+                .get_or("hub.store_batch_max", "HUB_STORE_BATCH_MAX", 512usize)?
+                .max(1),
+            store_queue: src
+                .get_or("hub.store_queue", "HUB_STORE_QUEUE", 8192usize)?
+                .max(1),
         })
     }
 }

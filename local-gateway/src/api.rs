@@ -18,10 +18,11 @@ use hub_runtime::http::{Limits, function_edges, standard_layers};
 use hub_runtime::store::RunQuery;
 use hub_runtime::{RouteInfo, Trigger};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The gateway's own routes (operator routes, all of them).
-fn own_routes() -> [(RouteInfo, MethodRouter<Gateway>); 8] {
+fn own_routes() -> [(RouteInfo, MethodRouter<Arc<Gateway>>); 8] {
     let route = |path| RouteInfo {
         method: "GET",
         path,
@@ -68,7 +69,11 @@ impl Gateway {
         for info in self.route_infos.iter().flatten() {
             counters.register_route(info.path);
         }
-        let mut operator = operator.fallback(not_found).with_state(self.clone());
+        // Behind an `Arc`: axum clones the state for every request, and a `Gateway` is a dozen
+        // fields (settings with secrets among them) whose clone allocated on each `/healthz`.
+        let mut operator = operator
+            .fallback(not_found)
+            .with_state(Arc::new(self.clone()));
         let mut public = Router::new().fallback(not_found);
         let limits = Limits::from_hub(&self.ctx.hub);
         for f in self.functions.iter() {
@@ -97,8 +102,12 @@ impl Gateway {
     }
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// A constant answer: a liveness probe should cost the gateway next to nothing.
+async fn healthz() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
 }
 
 async fn api_health() -> Json<serde_json::Value> {
@@ -125,14 +134,14 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "no such route")
 }
 
-async fn api_functions(State(gw): State<Gateway>) -> Json<Vec<FunctionInfo>> {
+async fn api_functions(State(gw): State<Arc<Gateway>>) -> Json<Vec<FunctionInfo>> {
     Json(gw.function_infos())
 }
 
 /// Bound on each readiness check, so one hung dependency cannot hang `/readyz`.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn readyz(State(gw): State<Gateway>) -> Response {
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     let store = async {
         let res = tokio::time::timeout(READY_CHECK_TIMEOUT, gw.ctx.store.ping()).await;
         match res {
@@ -211,7 +220,7 @@ struct RunsParams {
 
 /// Prometheus text 0.0.4 by default; OpenMetrics when the scraper asks for it in `Accept`
 /// (Prometheus does, so it gets OpenMetrics; `curl` and `promtool` get the classic format).
-async fn metrics(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> Response {
+async fn metrics(State(gw): State<Arc<Gateway>>, headers: axum::http::HeaderMap) -> Response {
     use hub_runtime::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
     let m = gw.ctx.runs.metrics();
     let openmetrics = headers
@@ -227,7 +236,7 @@ async fn metrics(State(gw): State<Gateway>, headers: axum::http::HeaderMap) -> R
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn api_runs(State(gw): State<Gateway>, Query(params): Query<RunsParams>) -> Response {
+async fn api_runs(State(gw): State<Arc<Gateway>>, Query(params): Query<RunsParams>) -> Response {
     let limit = match params.limit.as_deref().map(str::parse::<i64>) {
         None => 50,
         Some(Ok(n)) if (1..=MAX_RUNS_LIMIT).contains(&n) => n,

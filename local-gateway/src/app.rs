@@ -361,6 +361,13 @@ impl Gateway {
                 "background work did not stop when interrupted; abandoning it"
             );
         }
+        // Run rows still queued for the store (the last requests', the interrupted work's).
+        if tokio::time::timeout_at(began + grace, self.ctx.runs.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("run rows still queued at the end of the grace; abandoning them");
+        }
         tracing::info!("hub-gateway stopped");
         Ok(())
     }

@@ -39,6 +39,10 @@ Environment (hub.toml keys in brackets; the environment wins):
                               [gateway.header_timeout_secs] (default 10)
   HUB_MAX_CONNECTIONS         open connections served at once per listener; beyond it 503 at once
                               [gateway.max_connections] (default 1024, within the open-files limit)
+  HUB_STORE_BATCH_WINDOW_MS   how long run rows wait to share a transaction with other writes; a
+                              write someone awaits (a webhook's replay key) never waits (default 2)
+  HUB_STORE_BATCH_MAX         most writes committed in one transaction (default 512)
+  HUB_STORE_QUEUE             writes waiting for the store before requests wait for room (default 8192)
   HUB_RUN_RETENTION_DAYS      days of run history kept; 0 keeps everything (default 30)
   HUB_PRUNE_INTERVAL_SECS     how often old run history is pruned (default 3600)
   HUB_SCHEDULE_<NAME>         cron schedule of a function, seconds first, e.g.

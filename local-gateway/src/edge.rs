@@ -131,20 +131,17 @@ pub(crate) async fn operator_gate(
     req: Request,
     next: Next,
 ) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let public = path
-        .as_deref()
-        .is_some_and(|p| gate.public.contains(&(req.method().as_str(), p)));
+    // An `Arc<str>` inside: cloning it allocates nothing.
+    let path = req.extensions().get::<MatchedPath>().cloned();
+    let path = path.as_ref().map(MatchedPath::as_str);
+    let public = path.is_some_and(|p| gate.public.contains(&(req.method().as_str(), p)));
     if public {
         return next.run(req).await;
     }
     if req.headers().contains_key(FUNNEL_HEADER) {
         gate.metrics.funnel_refused();
         tracing::warn!(
-            route = path.as_deref().unwrap_or("unmatched"),
+            route = path.unwrap_or("unmatched"),
             "refused a request through Tailscale Funnel to an operator route; point Funnel at the public listener"
         );
         return error_response(
@@ -152,7 +149,7 @@ pub(crate) async fn operator_gate(
             "operator routes are not served through Tailscale Funnel",
         );
     }
-    let probe = path.as_deref().is_some_and(|p| PROBES.contains(&p));
+    let probe = path.is_some_and(|p| PROBES.contains(&p));
     if let (Some(token), false) = (&gate.token, probe) {
         if let Err(e) = check_bearer_or_basic(token, req.headers()) {
             let mut resp = respond(&e);

@@ -52,6 +52,13 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
         Ok(g) => g,
         Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),
     };
+    let code = execute(&mut gateway, command, checked).await;
+    // The commands' run rows are queued like the gateway's: committed before the process ends.
+    gateway.ctx.runs.flush().await;
+    code
+}
+
+async fn execute(gateway: &mut Gateway, command: Command, checked: Checked) -> ExitCode {
     match command {
         Command::Serve {
             bind,
@@ -86,7 +93,7 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return fail(&e.to_string(), ExitCode::FAILURE),
             };
-            match gateway.serve(listeners, shutdown_signal()).await {
+            match gateway.clone().serve(listeners, shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e.to_string(), ExitCode::FAILURE),
             }
@@ -102,16 +109,16 @@ async fn run(config: Option<std::path::PathBuf>, command: Command) -> ExitCode {
             let Checked::Input(input) = checked else {
                 unreachable!("check() reads an invocation's input")
             };
-            invoke(&gateway, &name, input).await
+            invoke(gateway, &name, input).await
         }
-        Command::Backup { action } => local_gateway::backup_cli::run(&gateway, action).await,
+        Command::Backup { action } => local_gateway::backup_cli::run(gateway, action).await,
         Command::Page {
             action: PageAction::Build { out, .. },
         } => {
             let Checked::Page(content) = checked else {
                 unreachable!("check() loads the page's content")
             };
-            build_page(&gateway, &content, &out).await
+            build_page(gateway, &content, &out).await
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use hub_runtime::error::error_response;
 use hub_runtime::store::{RunQuery, RunRow};
 use std::fmt::Write;
+use std::sync::Arc;
 
 use hub_runtime::html::{escape as esc, script_json};
 
@@ -31,7 +32,7 @@ fn outcome_badge(outcome: &str) -> String {
 /// Most runs the chart shows (24 h of a per-minute schedule is 1440).
 const CHART_RUNS: i64 = 2000;
 
-pub async fn index(State(gw): State<Gateway>) -> Response {
+pub async fn index(State(gw): State<Arc<Gateway>>) -> Response {
     match render(&gw).await {
         Ok(html) => Html(html).into_response(),
         Err(e) => {

@@ -77,6 +77,8 @@ async fn every_hub_runs_panel_draws_from_the_run_history() {
     let (status, body) = post(&app, "/api/sync/reading", json!({}), None).await;
     assert_eq!(status, 503, "MongoDB is not there: {body}");
 
+    // Run rows are group-committed: the dashboard sees them once their batch is.
+    app.gateway.ctx.runs.flush().await;
     let db = setup.db.as_ref().expect("PostgreSQL");
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
         .await

@@ -92,6 +92,8 @@ async fn record_history(gateway: &Gateway) {
         "ok",
     )
     .await;
+    // Run rows are queued for the store's writer; another process reads them next.
+    runs.flush().await;
 }
 
 /// `hub-gateway page build --content CONTENT --out SITE` with `setup`'s settings.

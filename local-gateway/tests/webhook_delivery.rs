@@ -83,9 +83,12 @@ async fn deliveries_answered_202_survive_kill_9(backend: Backend) {
     )
     .expect("wrapper");
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Writes are group-committed; with an hour's batch window, a 202 sent before its claim was
+    // committed would be lost to the kill.
     let setup = common::gitops_setup(&fx, backend)
         .await
-        .set("GITOPS_GIT", wrapper.display());
+        .set("GITOPS_GIT", wrapper.display())
+        .set("HUB_STORE_BATCH_WINDOW_MS", "3600000");
     let new = fx.push_commit("a", "1");
 
     let (mut child, addr) = common::spawn_server(&setup);

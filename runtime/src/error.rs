@@ -6,21 +6,25 @@
 //! error body can be matched to its log line without threading the id through handlers.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    // The header's own value: every request sets it, few read it back as text (error bodies).
+    static REQUEST_ID: HeaderValue;
 }
 
 /// The id of the request being served on this task, if the request-id middleware set one.
 pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID
+        .try_with(|id| id.to_str().ok().map(str::to_owned))
+        .ok()
+        .flatten()
 }
 
 /// Runs `fut` with `id` as the current request id.
-pub async fn scope_request_id<F: Future>(id: String, fut: F) -> F::Output {
+pub async fn scope_request_id<F: Future>(id: HeaderValue, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await
 }
 
@@ -88,7 +92,8 @@ mod tests {
     #[tokio::test]
     async fn body_carries_public_message_and_request_id_only() {
         let err = Demo::Db(std::io::Error::other("password=hunter2 at 10.0.0.1"));
-        let resp = scope_request_id("req-1".into(), async { respond(&err) }).await;
+        let resp =
+            scope_request_id(HeaderValue::from_static("req-1"), async { respond(&err) }).await;
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         let bytes = axum::body::to_bytes(resp.into_body(), 1024)
             .await

@@ -4,7 +4,7 @@
 use crate::config::{ConfigError, HubConfig, Source};
 use crate::routes::Routes;
 use crate::runs::{Report, Runs, Trigger};
-use crate::store::Store;
+use crate::store::{Store, WriterConfig};
 use futures::future::BoxFuture;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
@@ -91,10 +91,17 @@ pub struct Context {
 
 impl Context {
     pub fn new(source: Source, hub: HubConfig, store: Store, http_trigger: Trigger) -> Self {
+        // Lambda may freeze the process once an invocation answers: its run rows are
+        // committed before that, not queued.
+        let runs = Runs::with_writer(
+            store.clone(),
+            WriterConfig::from_hub(&hub),
+            http_trigger == Trigger::Lambda,
+        );
         Self {
             source: Arc::new(source),
             hub,
-            runs: Runs::new(store.clone()),
+            runs,
             store,
             tasks: TaskTracker::new(),
             http_trigger,

@@ -2,7 +2,7 @@
 //! outcome and a short summary, stored and traced.
 
 use crate::metrics::Metrics;
-use crate::store::{RunQuery, RunRow, Store, StoreError};
+use crate::store::{RunQuery, RunRow, Store, StoreError, Writer, WriterConfig};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -98,18 +98,45 @@ pub fn run_span(function: &str, trigger: Trigger) -> tracing::Span {
 /// Longest summary kept; summaries are for people scanning a table, not for logs.
 const MAX_SUMMARY: usize = 500;
 
-/// Records runs into the store.
+/// Records runs into the store, through its [`Writer`] (group commit).
 #[derive(Debug, Clone)]
 pub struct Runs {
     store: Store,
+    writer: Writer,
     metrics: Metrics,
+    /// Each run row committed before [`Runs::record`] returns, instead of queued: for Lambda,
+    /// which may freeze the process as soon as an invocation answers.
+    durable: bool,
 }
 
 impl Runs {
+    /// Runs on `store` with the default batching, rows queued. Starts the store's writer task:
+    /// call inside a Tokio runtime.
     pub fn new(store: Store) -> Self {
+        Self::with_writer(store, WriterConfig::default(), false)
+    }
+
+    /// Runs on `store` with its writer batching as `cfg` says; with `durable`, every
+    /// [`Runs::record`] awaits its commit.
+    pub fn with_writer(store: Store, cfg: WriterConfig, durable: bool) -> Self {
         Self {
+            writer: Writer::start(store.clone(), cfg),
             store,
             metrics: Metrics::default(),
+            durable,
+        }
+    }
+
+    /// The store's writer: replay keys are claimed and settled through it.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Commits every run row queued so far (at shutdown, before a process exits). A failure
+    /// is logged: the rows are lost, as a failed insert always was.
+    pub async fn flush(&self) {
+        if let Err(e) = self.writer.flush().await {
+            tracing::error!(error = %e, "cannot commit queued run rows");
         }
     }
 
@@ -121,8 +148,9 @@ impl Runs {
         &self.store
     }
 
-    /// Stores one finished run. A store failure is logged, never propagated: losing a history
-    /// row must not fail the work it describes.
+    /// Stores one finished run: queued for the writer's next batch (or, `durable`, committed).
+    /// A store failure is logged, never propagated: losing a history row must not fail the
+    /// work it describes.
     pub async fn record(
         &self,
         function: &str,
@@ -167,8 +195,14 @@ impl Runs {
             elapsed.as_secs_f64(),
             outcome == Outcome::Success,
         );
-        if let Err(e) = self.store.insert_run(&row).await {
-            tracing::error!(run_id = %row.id, error = %e, "cannot record run");
+        let written = if self.durable {
+            self.writer.commit_run(row).await
+        } else {
+            // Waits only while the queue is full; the writer logs a row it cannot write.
+            self.writer.queue_run(row).await
+        };
+        if let Err(e) = written {
+            tracing::error!(run_id = %id, error = %e, "cannot record run");
         }
         id
     }
@@ -203,7 +237,19 @@ impl Runs {
         result
     }
 
+    /// Runs newest first, including every run recorded before the call (its queued rows are
+    /// committed first).
     pub async fn list(&self, q: &RunQuery) -> Result<Vec<RunRow>, StoreError> {
+        self.writer.flush().await?;
         self.store.list_runs(q).await
+    }
+
+    /// Runs per function and outcome started at or after `since` (queued rows committed first).
+    pub async fn outcome_counts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<crate::store::OutcomeCount>, StoreError> {
+        self.writer.flush().await?;
+        self.store.outcome_counts(since).await
     }
 }

@@ -8,10 +8,12 @@
 //! - [`GarageServer`]: a real S3 server (Garage) per test;
 //! - [`github::GithubApi`]: a stand-in for GitHub's REST issues listing (no GitHub here),
 //!   answering with `@octokit/fixtures`' recorded shapes and recording every request;
+//! - [`bench::record`]: a bench's figures for `make bench`'s report;
 //! - [`tailscale::LocalApi`]: a stand-in for tailscaled's LocalAPI on a unix socket (the one
 //!   fake: tailscaled cannot run here), recording every call.
 
 pub mod bao;
+pub mod bench;
 mod config;
 pub mod garage;
 pub mod github;

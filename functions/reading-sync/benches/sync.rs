@@ -192,7 +192,8 @@ async fn main() {
     assert_eq!(done, n);
 
     let (hub_rate, seed_rate) = (rate(n, hub_time), rate(n, seed_time));
-    append_results(&[("hub", hub_rate), ("seed-loop", seed_rate)]);
+    hub_testkit::bench::record("sync_docs_per_s", "hub", hub_rate);
+    hub_testkit::bench::record("sync_docs_per_s", "seed-loop", seed_rate);
     println!("\nreading-sync: {n} documents, PoloDB → PostgreSQL on loopback\n");
     println!("| way | time | docs/s |");
     println!("|---|---|---|");
@@ -231,23 +232,4 @@ async fn main() {
         mib(peak.saturating_sub(before)),
         peak.saturating_sub(before) as f64 / big_bytes as f64
     );
-}
-
-/// Appends this run's docs/s to the results `make bench` reports (bench/src/results.rs), when
-/// BENCH_RESULTS names the file.
-fn append_results(rates: &[(&str, f64)]) {
-    use std::io::Write;
-    let Ok(path) = std::env::var("BENCH_RESULTS") else {
-        return;
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("BENCH_RESULTS {path}: {e}"));
-    for (series, value) in rates {
-        let line =
-            serde_json::json!({"metric": "sync_docs_per_s", "series": series, "value": value});
-        writeln!(file, "{line}").unwrap_or_else(|e| panic!("BENCH_RESULTS {path}: {e}"));
-    }
 }

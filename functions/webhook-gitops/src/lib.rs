@@ -50,7 +50,7 @@ use futures::future::BoxFuture;
 use hub_runtime::error::{PublicError, respond};
 use hub_runtime::http::reply;
 use hub_runtime::routes::Guard;
-use hub_runtime::store::StoreError;
+use hub_runtime::store::{StoreError, Writer};
 use hub_runtime::{
     ConfigError, Context, Function, InvokeError, Registration, Report, RouteTable, Routes, Store,
     Trigger, require,
@@ -158,6 +158,7 @@ pub struct WebhookGitops {
 struct Inner {
     cfg: Arc<GitopsConfig>,
     store: Store,
+    writer: Writer,
     queue: Arc<SyncQueue>,
     http_trigger: Trigger,
 }
@@ -170,6 +171,7 @@ impl WebhookGitops {
             inner: Arc::new(Inner {
                 cfg,
                 store: ctx.store,
+                writer: ctx.runs.writer().clone(),
                 queue,
                 http_trigger: ctx.http_trigger,
             }),
@@ -250,8 +252,9 @@ async fn handle(
         .chain([body_key.as_str()])
         .collect();
     // Claimed (pending) and committed before the 202: the sync it promises survives a crash.
+    // The claim shares a transaction with whatever else is being written at the moment.
     if !inner
-        .store
+        .writer
         .claim_keys(queue::SCOPE, &repository, &keys)
         .await?
     {

@@ -100,7 +100,8 @@ impl SyncQueue {
                 .track(crate::NAME, trigger, sync_repo(&self.cfg, &repository))
                 .await;
             if !keys.is_empty() {
-                if let Err(e) = store.settle_keys(SCOPE, &keys, result.is_ok()).await {
+                let settled = self.runs.writer().settle_keys(SCOPE, &keys, result.is_ok());
+                if let Err(e) = settled.await {
                     // They stay pending and are synced again at the next start.
                     tracing::error!(error = %e, repository, "cannot settle deliveries");
                 }

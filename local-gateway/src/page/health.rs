@@ -41,7 +41,7 @@ pub async fn summary(
     now: DateTime<Utc>,
 ) -> Result<Vec<FunctionHealth>, StoreError> {
     let since = now - Duration::days(WINDOW_DAYS);
-    let counts = runs.store().outcome_counts(since).await?;
+    let counts = runs.outcome_counts(since).await?;
     let mut out = Vec::with_capacity(functions.len());
     for &name in functions {
         let newest = runs

@@ -57,6 +57,8 @@ const GATE_TRANSITIONS_HELP: &str = "gate-check's Funnel openings and closings, 
 
 type HistogramFamily = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
+mod function;
+mod http;
 mod otel;
 use otel::{Otel, kv};
 
@@ -68,6 +70,8 @@ struct Inner {
     duration: HistogramFamily,
     in_flight: Family<FunctionLabels, Gauge>,
     http: Family<HttpLabels, Counter>,
+    http_series: http::HttpSeries,
+    function_series: function::FunctionSeries,
     last_success: Family<FunctionLabels, Gauge<f64, AtomicU64>>,
     skips: Family<SkipLabels, Counter>,
     /// minio-backup's: per backup set, the time and size of the newest good backup.
@@ -173,6 +177,8 @@ impl Default for Metrics {
                 duration,
                 in_flight,
                 http,
+                http_series: http::HttpSeries::default(),
+                function_series: function::FunctionSeries::default(),
                 last_success,
                 skips,
                 backup_last_success,
@@ -187,32 +193,28 @@ impl Default for Metrics {
     }
 }
 
-fn fl(function: &str) -> FunctionLabels {
-    FunctionLabels {
-        function: function.to_owned(),
-    }
-}
-
 /// Every outcome a run can have (`Outcome::as_str`), so each gets a series from the start.
 const OUTCOMES: [&str; 5] = ["success", "rejected", "failure", "skipped", "interrupted"];
 
 impl Metrics {
+    fn function_series(&self, function: &str) -> Arc<function::Series> {
+        let i = &self.inner;
+        let families = function::Families {
+            runs: &i.runs,
+            duration: &i.duration,
+            in_flight: &i.in_flight,
+            last_success: &i.last_success,
+        };
+        i.function_series.get(&families, function)
+    }
+
     /// Creates `function`'s series at 0 (runs by outcome, duration, in flight, last success at
     /// 0 = never), so a fresh gateway already exposes them: `rate()` and `absent()` alerts can
     /// tell "no runs yet" from "no hub".
     pub fn register_function(&self, function: &str) {
-        // `get_or_create` is what creates a series; the read guards it returns are not needed.
-        let i = &self.inner;
-        for outcome in OUTCOMES {
-            let _ = i.runs.get_or_create(&RunLabels {
-                function: function.to_owned(),
-                outcome: outcome.to_owned(),
-            });
-        }
-        let _ = i.duration.get_or_create(&fl(function));
-        let _ = i.in_flight.get_or_create(&fl(function));
-        let _ = i.last_success.get_or_create(&fl(function));
-        let _ = i.skips.get_or_create(&SkipLabels {
+        self.function_series(function);
+        // `get_or_create` is what creates a series; the read guard it returns is not needed.
+        let _ = self.inner.skips.get_or_create(&SkipLabels {
             function: function.to_owned(),
             reason: "overlap".to_owned(),
         });
@@ -220,45 +222,47 @@ impl Metrics {
 
     pub fn run_finished(&self, function: &str, outcome: &str, seconds: f64, success: bool) {
         let i = &self.inner;
-        i.runs
-            .get_or_create(&RunLabels {
-                function: function.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-        i.duration.get_or_create(&fl(function)).observe(seconds);
-        let f = [kv("function", function)];
-        i.otel.runs.add(1, &[f[0].clone(), kv("outcome", outcome)]);
-        i.otel.duration.record(seconds, &f);
+        let series = self.function_series(function);
+        match series.runs(outcome) {
+            Some((counter, attributes)) => {
+                counter.inc();
+                i.otel.runs.add(1, attributes);
+            }
+            // Not an outcome runs have: counted all the same, the slow way.
+            None => {
+                i.runs
+                    .get_or_create(&RunLabels {
+                        function: function.to_owned(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+                i.otel
+                    .runs
+                    .add(1, &[kv("function", function), kv("outcome", outcome)]);
+            }
+        }
+        series.duration.observe(seconds);
+        i.otel.duration.record(seconds, &series.attributes);
         if success {
             let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-            i.last_success.get_or_create(&fl(function)).set(now);
-            i.otel.last_success.record(now, &f);
+            series.last_success.set(now);
+            i.otel.last_success.record(now, &series.attributes);
         }
     }
 
     /// Counts a run as in flight until the guard drops.
     pub fn in_flight(&self, function: &str) -> InFlight {
-        let gauge = self.inner.in_flight.get_or_create(&fl(function)).clone();
+        let series = self.function_series(function);
         InFlight::start(
-            gauge,
+            series.in_flight.clone(),
             self.inner.otel.in_flight.clone(),
-            vec![kv("function", function)],
+            series.attributes.clone(),
         )
     }
 
     pub fn http_request(&self, route: &str, status: u16) {
-        self.inner
-            .http
-            .get_or_create(&HttpLabels {
-                route: route.to_owned(),
-                status: status.to_string(),
-            })
-            .inc();
-        self.inner
-            .otel
-            .http
-            .add(1, &[kv("route", route), kv("status", &status.to_string())]);
+        let i = &self.inner;
+        i.http_series.count(&i.http, &i.otel.http, route, status);
     }
 
     /// Creates the `status="200"` series of `route` at 0, so request rates exist from the
@@ -275,7 +279,7 @@ impl Metrics {
         InFlight::start(
             self.inner.connections_open.clone(),
             self.inner.otel.connections_open.clone(),
-            Vec::new(),
+            Arc::from([]),
         )
     }
 
@@ -456,14 +460,14 @@ mod tests {
 pub struct InFlight {
     gauge: Gauge,
     otel: opentelemetry::metrics::UpDownCounter<i64>,
-    labels: Vec<opentelemetry::KeyValue>,
+    labels: Arc<[opentelemetry::KeyValue]>,
 }
 
 impl InFlight {
     fn start(
         gauge: Gauge,
         otel: opentelemetry::metrics::UpDownCounter<i64>,
-        labels: Vec<opentelemetry::KeyValue>,
+        labels: Arc<[opentelemetry::KeyValue]>,
     ) -> Self {
         gauge.inc();
         otel.add(1, &labels);

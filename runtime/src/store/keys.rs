@@ -1,7 +1,9 @@
 //! Keys a function has acted on or promised to act on (webhook deliveries, ...): replays are
 //! recognised across restarts, and work answered "accepted" survives a crash. A key is
 //! `pending` from its claim until the work ran, then `done`, or `failed` so that a retry may
-//! claim it again.
+//! claim it again. Claims and settlements go through the store's writer
+//! ([`super::Writer::claim_keys`], [`super::Writer::settle_keys`]), which commits them with
+//! whatever else is being written.
 
 use super::{Store, StoreError};
 use crate::on_pool;
@@ -9,42 +11,6 @@ use chrono::Utc;
 use std::time::Duration;
 
 impl Store {
-    /// Claims `keys` under `scope` for work on `subject`, as one unit: each key is new, or its
-    /// earlier work failed (a redelivery runs again). Returns `true` when all were claimed and
-    /// are now `pending`; `false`, changing nothing, when any is pending or done (a replay).
-    /// Committed before it returns, so accepted work survives a crash.
-    pub async fn claim_keys(
-        &self,
-        scope: &str,
-        subject: &str,
-        keys: &[&str],
-    ) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
-            VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (scope, key) DO UPDATE \
-            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
-            WHERE hub_seen_keys.state = 'failed'";
-        let now = Utc::now();
-        on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            for key in keys {
-                let claimed = sqlx::query(SQL)
-                    .bind(scope)
-                    .bind(*key)
-                    .bind(now)
-                    .bind(subject)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if claimed != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-            }
-            tx.commit().await?;
-            Ok(true)
-        })
-    }
-
     /// The pending keys of `subject` under `scope`.
     pub async fn pending_keys(
         &self,
@@ -68,32 +34,6 @@ impl Store {
         let rows: Vec<(String,)> =
             on_pool!(self, |p| sqlx::query_as(SQL).bind(scope).fetch_all(p).await)?;
         Ok(rows.into_iter().map(|r| r.0).collect())
-    }
-
-    /// Settles pending `keys`: `done` (a replay is a duplicate from now on) or `failed` (a
-    /// redelivery claims them again).
-    pub async fn settle_keys(
-        &self,
-        scope: &str,
-        keys: &[String],
-        done: bool,
-    ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
-            WHERE scope = $1 AND key = $2 AND state = 'pending'";
-        let state = if done { "done" } else { "failed" };
-        on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            for key in keys {
-                sqlx::query(SQL)
-                    .bind(scope)
-                    .bind(key)
-                    .bind(state)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
     }
 
     /// Forgets settled keys older than `age`, so the table stays small; pending ones stay

@@ -17,11 +17,15 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod batch;
+mod claims;
 mod keys;
 mod stats;
 pub use stats::OutcomeCount;
 mod tables;
 pub use tables::{CreateTables, Tables};
+mod writer;
+pub use writer::{Writer, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +55,13 @@ pub enum StoreError {
     },
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A batched write failed for a reason every write in it shares (the database is down):
+    /// each caller of the batch gets this, around the one error.
+    #[error("store write failed: {0}")]
+    Batch(std::sync::Arc<StoreError>),
+    /// The store's writer task is gone: the runtime is shutting down.
+    #[error("the store writer has stopped")]
+    WriterStopped,
 }
 
 impl StoreError {
@@ -158,6 +169,26 @@ pub struct RunRow {
     pub summary: String,
 }
 
+const INSERT_RUN_SQL: &str = "INSERT INTO hub_runs \
+    (id, function, trigger, started_at, duration_ms, outcome, summary) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Binds `$run`'s columns to `$query` (`$1`…`$7` of [`INSERT_RUN_SQL`], or of one row of a
+/// multi-row insert), for either backend.
+macro_rules! bind_run {
+    ($query:expr, $run:expr) => {
+        $query
+            .bind(&$run.id)
+            .bind(&$run.function)
+            .bind(&$run.trigger)
+            .bind($run.started_at)
+            .bind($run.duration_ms)
+            .bind(&$run.outcome)
+            .bind(&$run.summary)
+    };
+}
+use bind_run;
+
 /// Which runs to list: filters, then a page of `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
@@ -240,7 +271,10 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, StoreError> {
         // WAL + NORMAL survives a killed process; only an OS crash can lose the
         // last commits (run rows, replay keys), and it saves an fsync per request.
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        // A statement that may need undoing (an upsert in a batch) keeps a journal; on disk
+        // that was a temporary file created, written and deleted per statement.
+        .pragma("temp_store", "memory");
     SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
@@ -308,18 +342,10 @@ impl Store {
         Ok(())
     }
 
+    /// Writes one run row in a transaction of its own. The gateway records runs through
+    /// [`Writer`], which commits many per transaction; this is the one-row baseline.
     pub async fn insert_run(&self, run: &RunRow) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO hub_runs \
-            (id, function, trigger, started_at, duration_ms, outcome, summary) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(&run.id)
-            .bind(&run.function)
-            .bind(&run.trigger)
-            .bind(run.started_at)
-            .bind(run.duration_ms)
-            .bind(&run.outcome)
-            .bind(&run.summary)
+        on_pool!(self, |p| bind_run!(sqlx::query(INSERT_RUN_SQL), run)
             .execute(p)
             .await
             .map(|_| ()))?;

@@ -1,0 +1,318 @@
+//! How the writer ([`super::Writer`]) writes one batch: every write in one transaction.
+//! Claims and settlements keep their queue order (a later claim sees an earlier one), run rows
+//! come after them (nothing in the batch reads them).
+//!
+//! Every statement costs a hand-over — a round trip to PostgreSQL, a trip to the connection's
+//! own thread and back for SQLite — that dwarfs the rows it writes, so a batch is a handful of
+//! statements whatever its size: its claims one (see [`super::claims`]), each settlement one,
+//! its run rows one (PostgreSQL, arrays) or a few (SQLite, multi-row `VALUES`).
+
+use super::claims::{Claim, KeysTx, Row, claim_all};
+use super::{RunRow, Store, StoreError, bind_run};
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Postgres, Sqlite, Transaction};
+
+/// One write the writer was asked for.
+pub(super) enum Op {
+    Run(RunRow),
+    /// `keys` deduplicated: a claim of the same key twice is a claim of it once.
+    Claim {
+        scope: &'static str,
+        subject: String,
+        keys: Vec<String>,
+    },
+    Settle {
+        scope: &'static str,
+        keys: Vec<String>,
+        done: bool,
+    },
+    /// Writes nothing: answered once everything queued before it is committed.
+    Flush,
+}
+
+/// The writer's connection, kept from one batch to the next: taking one from the pool for
+/// every batch cost a liveness ping — one more hand-over — each time. Dropped (back to the
+/// pool, which tests it) after any failure but a refusal of the batch's contents.
+pub(super) struct Conn {
+    store: Store,
+    held: Option<Held>,
+}
+
+enum Held {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Conn {
+    pub(super) fn new(store: Store) -> Self {
+        Self { store, held: None }
+    }
+
+    /// Writes `ops` in one transaction; per op, whether a claim claimed (`true` for the rest).
+    /// Claims queued one after another go in one statement ([`claim_all`]); a settlement
+    /// between them is written in its place, so a claim after it sees it.
+    pub(super) async fn apply(&mut self, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
+        if ops.iter().all(|op| matches!(op, Op::Flush)) {
+            return Ok(vec![true; ops.len()]);
+        }
+        let held = match &mut self.held {
+            Some(held) => held,
+            None => self.held.insert(match &self.store {
+                Store::Postgres(p) => Held::Postgres(p.acquire().await?),
+                Store::Sqlite(p) => Held::Sqlite(p.acquire().await?),
+            }),
+        };
+        let result = write(held, ops).await;
+        if result.as_ref().is_err_and(|e| !refused_for_contents(e)) {
+            self.held = None;
+        }
+        result
+    }
+}
+
+/// A data error, or a PostgreSQL deadlock / serialization failure with another writer: the
+/// same writes may go through on their own.
+pub(super) fn refused_for_contents(e: &StoreError) -> bool {
+    if e.is_data_error() {
+        return true;
+    }
+    let StoreError::Query(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some("40P01" | "40001"))
+}
+
+async fn write(held: &mut Held, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
+    let runs: Vec<&RunRow> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Run(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    let at = Utc::now();
+    match held {
+        Held::Postgres(c) => {
+            let mut tx = c.begin().await?;
+            let claimed = keys(&mut tx, ops, at).await?;
+            insert_runs_pg(&mut tx, &runs).await?;
+            tx.commit().await?;
+            Ok(claimed)
+        }
+        Held::Sqlite(c) => {
+            let mut tx = c.begin().await?;
+            let claimed = keys(&mut tx, ops, at).await?;
+            insert_runs_sqlite(&mut tx, &runs).await?;
+            tx.commit().await?;
+            Ok(claimed)
+        }
+    }
+}
+
+/// The claims and settlements of `ops`, in order.
+async fn keys<T: KeysTx>(
+    tx: &mut T,
+    ops: &[&Op],
+    at: DateTime<Utc>,
+) -> Result<Vec<bool>, StoreError> {
+    let mut claimed = vec![true; ops.len()];
+    // Indexes (into `ops`) of the claims waiting to be written together.
+    let mut group: Vec<usize> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Claim { .. } => group.push(i),
+            Op::Settle { scope, keys, done } => {
+                claim_group(tx, ops, &mut group, &mut claimed, at).await?;
+                let state = if *done { "done" } else { "failed" };
+                tx.settle(scope, keys, state).await?;
+            }
+            Op::Run(_) | Op::Flush => {}
+        }
+    }
+    claim_group(tx, ops, &mut group, &mut claimed, at).await?;
+    Ok(claimed)
+}
+
+async fn claim_group<T: KeysTx>(
+    tx: &mut T,
+    ops: &[&Op],
+    group: &mut Vec<usize>,
+    claimed: &mut [bool],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if group.is_empty() {
+        return Ok(());
+    }
+    let claims: Vec<Claim<'_>> = group
+        .iter()
+        .filter_map(|i| match ops[*i] {
+            Op::Claim {
+                scope,
+                subject,
+                keys,
+            } => Some(Claim {
+                scope,
+                subject,
+                keys,
+            }),
+            _ => None,
+        })
+        .collect();
+    for (i, got) in group.drain(..).zip(claim_all(tx, &claims, at).await?) {
+        claimed[i] = got;
+    }
+    Ok(())
+}
+
+/// Keys bound as `text[]`.
+impl KeysTx for Transaction<'_, Postgres> {
+    async fn take(
+        &mut self,
+        rows: &[Row<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
+            SELECT scope, key, $4, subject, 'pending' \
+            FROM UNNEST($1::text[], $2::text[], $3::text[]) AS r(scope, key, subject) \
+            ON CONFLICT (scope, key) DO UPDATE \
+            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
+            WHERE hub_seen_keys.state = 'failed' RETURNING scope, key";
+        let scopes: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let keys: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let subjects: Vec<&str> = rows.iter().map(|r| r.2).collect();
+        let took = sqlx::query_as(SQL)
+            .bind(scopes)
+            .bind(keys)
+            .bind(subjects)
+            .bind(at)
+            .fetch_all(&mut **self)
+            .await?;
+        Ok(took)
+    }
+
+    async fn settle(
+        &mut self,
+        scope: &str,
+        keys: &[String],
+        state: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
+            WHERE scope = $1 AND key = ANY($2) AND state = 'pending'";
+        sqlx::query(SQL)
+            .bind(scope)
+            .bind(keys)
+            .bind(state)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Keys bound as JSON (SQLite has no arrays). `WHERE true` tells SQLite's parser that
+/// `ON CONFLICT` belongs to the insert, not to a join.
+impl KeysTx for Transaction<'_, Sqlite> {
+    async fn take(
+        &mut self,
+        rows: &[Row<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
+            SELECT value ->> 0, value ->> 1, $2, value ->> 2, 'pending' \
+            FROM json_each($1) WHERE true \
+            ON CONFLICT (scope, key) DO UPDATE \
+            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
+            WHERE hub_seen_keys.state = 'failed' RETURNING scope, key";
+        let rows = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let took = sqlx::query_as(SQL)
+            .bind(rows)
+            .bind(at)
+            .fetch_all(&mut **self)
+            .await?;
+        Ok(took)
+    }
+
+    async fn settle(
+        &mut self,
+        scope: &str,
+        keys: &[String],
+        state: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
+            WHERE scope = $1 AND key IN (SELECT value FROM json_each($2)) AND state = 'pending'";
+        let keys = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(SQL)
+            .bind(scope)
+            .bind(keys)
+            .bind(state)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Run rows in as few statements as the cached shapes allow: SQLite answers each statement on
+/// the connection's own thread, a hand-over each way, so one statement per row cost more in
+/// hand-overs than in SQLite. Rows go in statements of 64, 16, 4 and 1 rows (four statements,
+/// prepared once each).
+async fn insert_runs_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    runs: &[&RunRow],
+) -> Result<(), StoreError> {
+    static SHAPES: std::sync::LazyLock<[(usize, String); 4]> = std::sync::LazyLock::new(|| {
+        [64, 16, 4, 1].map(|n| {
+            let rows: Vec<String> = (0..n)
+                .map(|r| {
+                    let p: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO hub_runs (id, function, trigger, started_at, duration_ms, outcome, \
+                 summary) VALUES {}",
+                rows.join(", ")
+            );
+            (n, sql)
+        })
+    });
+    let mut rest = runs;
+    for (n, sql) in SHAPES.iter() {
+        while rest.len() >= *n {
+            let (chunk, tail) = rest.split_at(*n);
+            let mut query = sqlx::query(sql);
+            for run in chunk {
+                query = bind_run!(query, run);
+            }
+            query.execute(&mut **tx).await?;
+            rest = tail;
+        }
+    }
+    Ok(())
+}
+
+/// All of a batch's run rows in one statement: arrays bound once, so the statement is prepared
+/// once whatever the batch size.
+async fn insert_runs_pg(
+    tx: &mut Transaction<'_, Postgres>,
+    runs: &[&RunRow],
+) -> Result<(), StoreError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    const SQL: &str = "INSERT INTO hub_runs \
+        (id, function, trigger, started_at, duration_ms, outcome, summary) \
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+        $5::int8[], $6::text[], $7::text[])";
+    let col = |f: fn(&RunRow) -> &str| runs.iter().map(|r| f(r)).collect::<Vec<&str>>();
+    sqlx::query(SQL)
+        .bind(col(|r| &r.id))
+        .bind(col(|r| &r.function))
+        .bind(col(|r| &r.trigger))
+        .bind(runs.iter().map(|r| r.started_at).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+        .bind(col(|r| &r.outcome))
+        .bind(col(|r| &r.summary))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
