@@ -22,9 +22,11 @@
 //! **Run:** `hub-collector` (every `--interval`, aligned to the wall clock), `hub-collector
 //! --once` (for a systemd timer), `hub-collector --print` (one sample as JSON). `--help` lists
 //! the flags and their environment variables (`HUB_GATEWAY_URL`, `HUB_COLLECTOR_TOKEN` /
-//! `_FILE`, …). Needs no privileges.
+//! `_FILE`, …). Needs no privileges. `--metrics-addr` (`HUB_COLLECTOR_METRICS_ADDR`) serves the
+//! agent's own counters to Prometheus ([`stats`]).
 
 pub mod hwmon;
 pub mod push;
 pub mod sample;
 pub mod spool;
+pub mod stats;

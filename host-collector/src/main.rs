@@ -5,12 +5,15 @@ use clap::Parser;
 use host_collector::push::Pusher;
 use host_collector::sample::{DEFAULT_EXCLUDED_INTERFACES, Sample, Sampler, SamplerOptions};
 use host_collector::spool::Spool;
+use host_collector::stats::{self, Stats};
 use hub_core::Source;
 use hub_core::logs::{self, LogOutput};
 use rand::Rng;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Samples this host (CPU, temperatures, memory, disks, network) and pushes the samples to the
@@ -52,12 +55,17 @@ struct Cli {
     /// Where sysfs is mounted; CPU temperatures are read from its `class/hwmon`.
     #[arg(long, env = "HUB_COLLECTOR_SYSFS", default_value = "/sys")]
     sysfs: PathBuf,
+    /// Serve the agent's own counters (samples taken, pushed, failed pushes, spool depth, last
+    /// push time) as Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9101. Off when
+    /// unset. They hold no sample values or secrets, so the listener asks for no credentials.
+    #[arg(long, env = "HUB_COLLECTOR_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Take one sample, push it (or spool it), and exit: for a systemd timer. Exits 75
     /// (EX_TEMPFAIL) when the push failed and the sample waits in the spool.
-    #[arg(long, conflicts_with = "print")]
+    #[arg(long, conflicts_with_all = ["print", "metrics_addr"])]
     once: bool,
     /// Print one sample as JSON and exit; nothing is pushed or spooled.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "metrics_addr")]
     print: bool,
 }
 
@@ -165,7 +173,7 @@ async fn run(cli: Cli) -> ExitCode {
             tokio::time::sleep(Duration::from_millis(1000 - into_second.min(999))).await;
             sample = sampler.sample();
         }
-        return match collect(&spool, &pusher, sample).await {
+        return match collect(&spool, &pusher, &Stats::default(), sample).await {
             Ok(Pushed::All) => ExitCode::SUCCESS,
             Ok(Pushed::Spooled(why)) => {
                 eprintln!("hub-collector: push failed, the sample waits in the spool: {why}");
@@ -175,6 +183,18 @@ async fn run(cli: Cli) -> ExitCode {
         };
     }
 
+    let spool = Arc::new(spool);
+    let stats = Arc::new(Stats::default());
+    if let Some(addr) = cli.metrics_addr {
+        // Bound before the first sample: a taken port is a start-up error, not a silent gap.
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => return fail(&format!("cannot listen on {addr} for /metrics: {e}")),
+        };
+        let bound = listener.local_addr().map_or(addr, |a| a);
+        tracing::info!(addr = %bound, "serving /metrics");
+        tokio::spawn(stats::serve(listener, stats.clone(), spool.clone()));
+    }
     tracing::info!(gateway = %cli.gateway_url, interval = cli.interval, spool = %cli.spool_dir.display(), "hub-collector started");
     sampler.prime();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -189,7 +209,8 @@ async fn run(cli: Cli) -> ExitCode {
             _ = tokio::signal::ctrl_c() => break,
         }
         let sample = sampler.sample();
-        if let Err(e) = collect(&spool, &pusher, sample).await {
+        if let Err(e) = collect(&spool, &pusher, &stats, sample).await {
+            stats.lost();
             tracing::error!(error = %e, "sample lost");
         }
     }
@@ -205,16 +226,24 @@ enum Pushed {
 }
 
 /// Spools the sample, then pushes everything spooled. Only a spool failure loses the sample.
-async fn collect(spool: &Spool, pusher: &Pusher, sample: Sample) -> Result<Pushed, String> {
+async fn collect(
+    spool: &Spool,
+    pusher: &Pusher,
+    stats: &Stats,
+    sample: Sample,
+) -> Result<Pushed, String> {
+    stats.sampled(sample.time.timestamp());
     spool
         .append(&sample)
         .map_err(|e| format!("cannot spool sample: {e}"))?;
     match pusher.flush(spool).await {
         Ok(done) => {
+            stats.flushed(done.pushed, done.rejected, Utc::now().timestamp());
             tracing::info!(pushed = done.pushed, rejected = done.rejected, "pushed");
             Ok(Pushed::All)
         }
         Err(e) => {
+            stats.push_failed();
             let pending = spool.pending().map(|p| p.len()).unwrap_or(0);
             tracing::warn!(error = %e, pending, "push failed; samples stay spooled");
             Ok(Pushed::Spooled(e.to_string()))

@@ -346,3 +346,88 @@ fn a_bad_gateway_url_is_refused_at_start() {
     }
     assert!(spooled(spool.path()).is_empty(), "nothing was sampled");
 }
+
+/// One scrape of the agent's `/metrics`: metric name → value.
+async fn scrape(addr: &str) -> Option<std::collections::HashMap<String, f64>> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_serves_its_pushes_and_failures_to_prometheus() {
+    let hub = hub().await;
+    let (up_spool, down_spool) = (
+        TempDir::new().expect("spool"),
+        TempDir::new().expect("spool"),
+    );
+    let free = || dead_url().trim_start_matches("http://").to_owned();
+    let (up_addr, down_addr) = (free(), free());
+    let start = |url: &str, spool: &std::path::Path, addr: &str| {
+        collector(url, spool, TOKEN)
+            .args(["--interval", "1", "--metrics-addr", addr])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn agent")
+    };
+    let mut up = start(&hub.url, up_spool.path(), &up_addr);
+    let mut down = start(&dead_url(), down_spool.path(), &down_addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (good, bad) = loop {
+        if let (Some(good), Some(bad)) = (scrape(&up_addr).await, scrape(&down_addr).await)
+            && good["hub_collector_samples_pushed_total"] >= 2.0
+            && bad["hub_collector_push_failures_total"] >= 2.0
+        {
+            break (good, bad);
+        }
+        assert!(Instant::now() < deadline, "no pushes or failures counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for agent in [&mut up, &mut down] {
+        agent.kill().expect("kill");
+        agent.wait().expect("reap");
+    }
+
+    assert!(good["hub_collector_samples_total"] >= good["hub_collector_samples_pushed_total"]);
+    assert_eq!(good["hub_collector_push_failures_total"], 0.0);
+    assert_eq!(good["hub_collector_spool_pending_samples"], 0.0);
+    assert!(good["hub_collector_last_push_timestamp_seconds"] > 1.7e9);
+    assert!(good["hub_collector_last_sample_timestamp_seconds"] > 1.7e9);
+
+    assert_eq!(bad["hub_collector_samples_pushed_total"], 0.0);
+    assert_eq!(bad["hub_collector_last_push_timestamp_seconds"], 0.0);
+    assert_eq!(bad["hub_collector_samples_lost_total"], 0.0);
+    // What failed to go out is waiting in the spool, and the gauge says how much.
+    assert!(bad["hub_collector_spool_pending_samples"] >= 2.0);
+    assert!(spooled(down_spool.path()).len() as f64 >= bad["hub_collector_spool_pending_samples"]);
+}
+
+#[test]
+fn a_metrics_address_in_use_is_refused_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let spool = TempDir::new().expect("spool");
+    let out = collector(&dead_url(), spool.path(), TOKEN)
+        .args(["--metrics-addr", &addr])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {addr} for /metrics")),
+        "{err}"
+    );
+    assert!(spooled(spool.path()).is_empty(), "nothing was sampled");
+}
