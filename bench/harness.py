@@ -119,6 +119,7 @@ def step_machine() -> None:
         ("webhook (peer)", version(["webhook", "-version"])),
         ("prometheus-node-exporter (peer)", version(["prometheus-node-exporter", "--version"])),
         ("rclone (peer)", version(["rclone", "version"])),
+        ("reading-sync documents per run (BENCH_DOCS)", os.environ.get("BENCH_DOCS", "2000")),
         ("load average at start", soak.loadavg()),
     ]:
         info(key, value)
