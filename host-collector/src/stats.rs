@@ -48,71 +48,32 @@ impl Stats {
 
     /// The Prometheus text exposition (format 0.0.4) of these counters and of the spool's state.
     pub fn render(&self, spool: &Spool) -> String {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let time = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        let count = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
         // Unreadable spool: -1, which no real count is, rather than a plausible 0.
         let pending = spool.pending().map_or(-1, |p| p.len() as i64);
+        const COUNTER: &str = "counter";
+        const GAUGE: &str = "gauge";
+        // One line per series: (name after `hub_collector_`, type, help, value).
+        #[rustfmt::skip]
+        let series: [(&str, &str, &str, i64); 9] = [
+            ("samples_total", COUNTER, "Samples taken since the agent started.", count(&self.samples)),
+            ("samples_pushed_total", COUNTER, "Samples the gateway accepted since the agent started.", count(&self.pushed)),
+            ("samples_rejected_total", COUNTER, "Samples the gateway refused as invalid (moved to the spool's rejected/).", count(&self.rejected)),
+            ("samples_lost_total", COUNTER, "Samples that could not be written to the spool.", count(&self.lost)),
+            ("push_failures_total", COUNTER, "Pushes that failed; their samples stayed spooled.", count(&self.push_failures)),
+            ("spool_pending_samples", GAUGE, "Samples waiting in the spool (-1: the spool cannot be read).", pending),
+            ("spool_dropped_samples_total", COUNTER, "Oldest samples dropped because the spool was full (kept across restarts).", spool.dropped() as i64),
+            ("last_sample_timestamp_seconds", GAUGE, "When the last sample was taken (Unix time; 0: none yet).", self.last_sample.load(Ordering::Relaxed)),
+            ("last_push_timestamp_seconds", GAUGE, "When the spool was last pushed out whole (Unix time; 0: not yet).", self.last_push.load(Ordering::Relaxed)),
+        ];
         let mut out = String::with_capacity(2048);
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        for (name, kind, help, value) in series {
             let _ = write!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+                "# HELP hub_collector_{name} {help}\n# TYPE hub_collector_{name} {kind}\n\
+                 hub_collector_{name} {value}\n"
             );
-        };
-        metric(
-            "hub_collector_samples_total",
-            "counter",
-            "Samples taken since the agent started.",
-            load(&self.samples).to_string(),
-        );
-        metric(
-            "hub_collector_samples_pushed_total",
-            "counter",
-            "Samples the gateway accepted since the agent started.",
-            load(&self.pushed).to_string(),
-        );
-        metric(
-            "hub_collector_samples_rejected_total",
-            "counter",
-            "Samples the gateway refused as invalid (moved to the spool's rejected/).",
-            load(&self.rejected).to_string(),
-        );
-        metric(
-            "hub_collector_samples_lost_total",
-            "counter",
-            "Samples that could not be written to the spool.",
-            load(&self.lost).to_string(),
-        );
-        metric(
-            "hub_collector_push_failures_total",
-            "counter",
-            "Pushes that failed; their samples stayed spooled.",
-            load(&self.push_failures).to_string(),
-        );
-        metric(
-            "hub_collector_spool_pending_samples",
-            "gauge",
-            "Samples waiting in the spool (-1: the spool cannot be read).",
-            pending.to_string(),
-        );
-        metric(
-            "hub_collector_spool_dropped_samples_total",
-            "counter",
-            "Oldest samples dropped because the spool was full (kept across restarts).",
-            spool.dropped().to_string(),
-        );
-        metric(
-            "hub_collector_last_sample_timestamp_seconds",
-            "gauge",
-            "When the last sample was taken (Unix time; 0: none yet).",
-            time(&self.last_sample).to_string(),
-        );
-        metric(
-            "hub_collector_last_push_timestamp_seconds",
-            "gauge",
-            "When the spool was last pushed out whole (Unix time; 0: not yet).",
-            time(&self.last_push).to_string(),
-        );
+        }
         out
     }
 }
