@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use hub_runtime::store::{RunQuery, RunRow, Writer, WriterConfig};
 use hub_runtime::{HubConfig, Runs, Source, Store};
-use hub_testkit::TestDb;
+use hub_testkit::{Backend, TestDb};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,12 +19,6 @@ use std::time::Duration;
 const SCOPE: &str = "writer-test";
 /// Longer than any test: rows that wait for it are committed only by something else.
 const FOREVER: Duration = Duration::from_secs(3600);
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 macro_rules! on_both_backends {
     ($name:ident) => {
@@ -54,14 +48,10 @@ async fn fixture(backend: Backend) -> Fixture {
         ("HUB_DATA_DIR".to_owned(), dir.path().display().to_string()),
         ("HUB_CONFIG".to_owned(), "/dev/null".to_owned()),
     ]);
-    let db = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let db = TestDb::create().await;
-            env.insert("DATABASE_URL".to_owned(), db.url.clone());
-            Some(db)
-        }
-    };
+    let db = backend.database().await;
+    if let Some(db) = &db {
+        env.insert("DATABASE_URL".to_owned(), db.url.clone());
+    }
     let hub = HubConfig::from_source(&Source::from_parts(None, env).expect("source")).expect("hub");
     let store = Store::connect(&hub).await.expect("store");
     Fixture {

@@ -26,4 +26,4 @@ pub mod tailscale;
 pub use bao::BaoServer;
 pub use garage::GarageServer;
 pub use mongo::MongoServer;
-pub use pg::TestDb;
+pub use pg::{Backend, TestDb};

@@ -98,3 +98,20 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Which store a test runs on: the embedded SQLite store, or PostgreSQL in a database of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// For PostgreSQL a fresh database (keep the guard for the test's length), for SQLite none.
+    pub async fn database(self) -> Option<TestDb> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDb::create().await),
+        }
+    }
+}

@@ -32,11 +32,7 @@ macro_rules! on_both_backends {
 }
 
 /// Which store a test gateway uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use hub_testkit::Backend;
 
 #[allow(unused_imports)] // only some test binaries talk to MongoDB
 pub use hub_testkit::{MongoServer, TestDb};
@@ -66,14 +62,10 @@ impl Setup {
         // A spawned `hub-gateway` opens its public listener too: never on the fixed 8086,
         // which parallel tests would fight over.
         env.insert("HUB_PUBLIC_PORT".to_owned(), "0".to_owned());
-        let db = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let db = TestDb::create().await;
-                env.insert("DATABASE_URL".to_owned(), db.url.clone());
-                Some(db)
-            }
-        };
+        let db = backend.database().await;
+        if let Some(db) = &db {
+            env.insert("DATABASE_URL".to_owned(), db.url.clone());
+        }
         Self {
             env,
             config_file: None,

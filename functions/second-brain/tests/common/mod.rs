@@ -13,11 +13,7 @@ use tempfile::TempDir;
 pub const REPO: &str = "owner/journal";
 pub const TOKEN: &str = "ghp_testtoken0000000000000000000000000000";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
+pub use hub_testkit::Backend;
 
 /// One test's servers and settings.
 pub struct Env {
@@ -30,10 +26,7 @@ pub struct Env {
 impl Env {
     pub async fn new(backend: Backend) -> Self {
         let github = GithubApi::start(REPO).await;
-        let db = match backend {
-            Backend::Postgres => Some(TestDb::create().await),
-            Backend::Sqlite => None,
-        };
+        let db = backend.database().await;
         let data = TempDir::new().expect("data dir");
         let mut settings = HashMap::from([
             ("HUB_DATA_DIR".to_owned(), data.path().display().to_string()),
