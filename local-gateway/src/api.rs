@@ -5,7 +5,7 @@
 //! [`crate::edge`]). The gateway's own routes are all operator routes.
 
 use crate::app::{FunctionInfo, Gateway, SERVICE, VERSION};
-use crate::edge::{OperatorGate, operator_gate};
+use crate::edge::OperatorGate;
 use crate::pages;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use futures::future::join_all;
 use hub_runtime::error::error_response;
-use hub_runtime::http::{Limits, function_edges, standard_layers};
+use hub_runtime::http::{Admission, Limits, function_edges, standard_layers};
 use hub_runtime::store::RunQuery;
 use hub_runtime::{RouteInfo, Trigger};
 use serde::Deserialize;
@@ -87,17 +87,16 @@ impl Gateway {
             operator = operator.merge(edges.all);
             public = public.merge(edges.public);
         }
-        // Outside every function's layers, so its guard, body read and concurrency slot come
-        // only after the operator's credentials were checked.
-        let gate = OperatorGate::new(
+        // Checked in the shared stack, before every function's layers, so its guard, body read
+        // and concurrency slot come only after the operator's credentials were checked.
+        let gate: Arc<dyn Admission> = OperatorGate::new(
             self.route_infos.iter().flatten(),
             self.config.operator.token.clone(),
             counters.clone(),
         );
-        let operator = operator.layer(axum::middleware::from_fn_with_state(gate, operator_gate));
         Edges {
-            operator: standard_layers(operator, limits, counters.clone()),
-            public: standard_layers(public, limits, counters.clone()),
+            operator: standard_layers(operator, limits, counters.clone(), Some(gate)),
+            public: standard_layers(public, limits, counters.clone(), None),
         }
     }
 }

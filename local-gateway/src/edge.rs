@@ -16,12 +16,12 @@
 //! `HUB_OPERATOR_ANONYMOUS=true` says serving it to the network is intended.
 
 use crate::app::StartError;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use hub_runtime::auth::check_bearer_or_basic;
 use hub_runtime::error::{error_response, respond};
+use hub_runtime::http::Admission;
 use hub_runtime::metrics::Metrics;
 use hub_runtime::{ConfigError, RouteInfo, Source};
 use secrecy::SecretString;
@@ -123,44 +123,38 @@ impl OperatorGate {
     }
 }
 
-/// Refuses funnelled requests to operator routes (403) and, with a token set, requests without
-/// it (401). An unmatched path counts as an operator route, so an anonymous client cannot tell
-/// which routes exist.
-pub(crate) async fn operator_gate(
-    State(gate): State<Arc<OperatorGate>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    // An `Arc<str>` inside: cloning it allocates nothing.
-    let path = req.extensions().get::<MatchedPath>().cloned();
-    let path = path.as_ref().map(MatchedPath::as_str);
-    let public = path.is_some_and(|p| gate.public.contains(&(req.method().as_str(), p)));
-    if public {
-        return next.run(req).await;
-    }
-    if req.headers().contains_key(FUNNEL_HEADER) {
-        gate.metrics.funnel_refused();
-        tracing::warn!(
-            route = path.unwrap_or("unmatched"),
-            "refused a request through Tailscale Funnel to an operator route; point Funnel at the public listener"
-        );
-        return error_response(
-            StatusCode::FORBIDDEN,
-            "operator routes are not served through Tailscale Funnel",
-        );
-    }
-    let probe = path.is_some_and(|p| PROBES.contains(&p));
-    if let (Some(token), false) = (&gate.token, probe) {
-        if let Err(e) = check_bearer_or_basic(token, req.headers()) {
-            let mut resp = respond(&e);
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(CHALLENGE),
-            );
-            return resp;
+impl Admission for OperatorGate {
+    /// Refuses funnelled requests to operator routes (403) and, with a token set, requests
+    /// without it (401). An unmatched path counts as an operator route, so an anonymous client
+    /// cannot tell which routes exist.
+    fn refusal(&self, req: &Request, path: Option<&str>) -> Option<Response> {
+        if path.is_some_and(|p| self.public.contains(&(req.method().as_str(), p))) {
+            return None;
         }
+        if req.headers().contains_key(FUNNEL_HEADER) {
+            self.metrics.funnel_refused();
+            tracing::warn!(
+                route = path.unwrap_or("unmatched"),
+                "refused a request through Tailscale Funnel to an operator route; point Funnel at the public listener"
+            );
+            return Some(error_response(
+                StatusCode::FORBIDDEN,
+                "operator routes are not served through Tailscale Funnel",
+            ));
+        }
+        let probe = path.is_some_and(|p| PROBES.contains(&p));
+        if let (Some(token), false) = (&self.token, probe) {
+            if let Err(e) = check_bearer_or_basic(token, req.headers()) {
+                let mut resp = respond(&e);
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(CHALLENGE),
+                );
+                return Some(resp);
+            }
+        }
+        None
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -57,7 +57,12 @@ pub async fn app_from_source(source: Source, registration: Registration) -> Resu
             .with_state(Events { function, runs }),
         limits.max_body_bytes,
     );
-    Ok(standard_layers(router.merge(events), limits, runs_metrics))
+    Ok(standard_layers(
+        router.merge(events),
+        limits,
+        runs_metrics,
+        None,
+    ))
 }
 
 /// [`app_from_source`] with the settings of this process (environment, `hub.toml`).

@@ -41,7 +41,7 @@ async fn serve(max_concurrency: usize) -> Served {
         max_concurrency,
     };
     let router = function_layers(function, runs.clone(), "demo", Trigger::Http, limits);
-    let app = standard_layers(router, limits, runs.metrics().clone());
+    let app = standard_layers(router, limits, runs.metrics().clone(), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -61,14 +61,32 @@ impl Limits {
 /// timeout (inside its run recorder, so the timed-out run is recorded) fires first.
 const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 
+/// A listener's admission check on a request's method, matched route and headers. It runs inside
+/// the shared stack, so a refusal still gets its request id, span and count, and before any
+/// route's own layers, so a refused request has nothing read and holds no slot. Synchronous on
+/// purpose: a header check needs no await, and a `from_fn` layer of its own boxed every
+/// request's future once more.
+pub trait Admission: Send + Sync + std::fmt::Debug + 'static {
+    /// The answer to send instead of serving the request, or `None` to serve it; `route` is
+    /// the matched path, `None` when no route matched.
+    fn refusal(&self, req: &Request, route: Option<&str>) -> Option<Response>;
+}
+
 /// Wraps `router` in the shared middleware stack: one middleware doing, outermost first, the
-/// request id, the trace span, the request count, the panic catcher, the backstop timeout and
-/// the JSON body of bare refusals. One layer instead of six: each layer boxes the rest of the
-/// stack and its future per request, which cost a trivial request most of its time.
-pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Router {
+/// request id, the trace span, the request count, the panic catcher, the backstop timeout, the
+/// listener's `admission` check (if any) and the JSON body of bare refusals. One layer instead
+/// of six: each layer boxes the rest of the stack and its future per request, which cost a
+/// trivial request most of its time.
+pub fn standard_layers(
+    router: Router,
+    limits: Limits,
+    metrics: Metrics,
+    admission: Option<Arc<dyn Admission>>,
+) -> Router {
     let ctx = Arc::new(EdgeCtx {
         timeout: limits.request_timeout + OUTER_TIMEOUT_MARGIN,
         metrics,
+        admission,
     });
     router.layer(middleware::from_fn_with_state(ctx, edge))
 }
@@ -77,6 +95,7 @@ pub fn standard_layers(router: Router, limits: Limits, metrics: Metrics) -> Rout
 struct EdgeCtx {
     timeout: Duration,
     metrics: Metrics,
+    admission: Option<Arc<dyn Admission>>,
 }
 
 async fn edge(State(ctx): State<Arc<EdgeCtx>>, mut req: Request, next: Next) -> Response {
@@ -84,8 +103,9 @@ async fn edge(State(ctx): State<Arc<EdgeCtx>>, mut req: Request, next: Next) -> 
     req.headers_mut()
         .insert(REQUEST_ID_HEADER.clone(), id.clone());
     // An `Arc<str>` inside: cloning it allocates nothing.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let matched = matched.as_ref().map(MatchedPath::as_str);
+    let route = matched.unwrap_or("unmatched");
     let span = tracing::info_span!(
         "http",
         method = %req.method(),
@@ -94,7 +114,11 @@ async fn edge(State(ctx): State<Arc<EdgeCtx>>, mut req: Request, next: Next) -> 
     );
     crate::telemetry::continue_trace(&span, req.headers());
     let timeout = ctx.timeout;
+    let admission = ctx.admission.as_deref();
     let served = async move {
+        if let Some(refusal) = admission.and_then(|a| a.refusal(&req, matched)) {
+            return refusal;
+        }
         let inner = AssertUnwindSafe(tokio::time::timeout(timeout, next.run(req)));
         match inner.catch_unwind().await {
             Ok(Ok(resp)) => json_bare_refusal(resp),
