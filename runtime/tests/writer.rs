@@ -312,6 +312,80 @@ async fn listing_runs_sees_every_run_recorded_before(backend: Backend) {
 
 on_both_backends!(listing_runs_sees_every_run_recorded_before);
 
+/// A batch writes its rows in one statement of its own (SQLite: a JSON array); what it stores
+/// must read back, and sort, exactly as a row inserted on its own.
+async fn batched_rows_read_back_as_single_inserts_do(backend: Backend) {
+    use chrono::TimeZone;
+    let fx = fixture(backend).await;
+    let writer = Writer::start(fx.store.clone(), config(FOREVER));
+    let at = |secs: i64, nanos| {
+        Utc.timestamp_opt(1_765_000_000 + secs, nanos)
+            .single()
+            .expect("a valid time")
+    };
+    let shaped = |id: &str, started_at, summary: &str| RunRow {
+        started_at,
+        duration_ms: 12_345_678_901,
+        summary: summary.to_owned(),
+        ..row(id)
+    };
+    // Whole seconds, milliseconds and microseconds (PostgreSQL keeps no finer); quotes, a
+    // newline, a backslash and
+    // non-ASCII text in the summary.
+    let pairs = [
+        (at(0, 0), "plain"),
+        (at(1, 250_000_000), "quote \" and 'apostrophe'\nsecond line"),
+        (
+            at(2, 123_456_000),
+            "back\\slash, ünïcødé ✓, {\"json\": [1]}",
+        ),
+    ];
+    for (i, (started_at, summary)) in pairs.iter().enumerate() {
+        let single = shaped(&format!("single-{i}"), *started_at, summary);
+        fx.store.insert_run(&single).await.expect("single insert");
+        writer
+            .queue_run(shaped(&format!("batched-{i}"), *started_at, summary))
+            .await
+            .expect("queued");
+    }
+    writer.flush().await.expect("flush");
+    let q = RunQuery {
+        limit: 50,
+        ..RunQuery::default()
+    };
+    let listed = fx.store.list_runs(&q).await.expect("list");
+    assert_eq!(listed.len(), 6);
+    for (i, (started_at, summary)) in pairs.iter().enumerate() {
+        for id in [format!("single-{i}"), format!("batched-{i}")] {
+            let got = listed.iter().find(|r| r.id == id).expect(&id);
+            assert_eq!(
+                (
+                    got.started_at,
+                    got.summary.as_str(),
+                    got.duration_ms,
+                    got.function.as_str(),
+                    got.trigger.as_str(),
+                    got.outcome.as_str()
+                ),
+                (
+                    *started_at,
+                    *summary,
+                    12_345_678_901,
+                    "demo",
+                    "http",
+                    "success"
+                ),
+                "{id}"
+            );
+        }
+    }
+    // Newest first, each batched row beside the single row of the same time.
+    let order: Vec<&str> = listed.iter().map(|r| &r.id[r.id.len() - 1..]).collect();
+    assert_eq!(order, ["2", "2", "1", "1", "0", "0"]);
+}
+
+on_both_backends!(batched_rows_read_back_as_single_inserts_do);
+
 async fn durable_runs_are_committed_before_record_returns(backend: Backend) {
     let fx = fixture(backend).await;
     let runs = Runs::with_writer(fx.store.clone(), config(FOREVER), true);

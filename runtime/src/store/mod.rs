@@ -173,8 +173,7 @@ const INSERT_RUN_SQL: &str = "INSERT INTO hub_runs \
     (id, function, trigger, started_at, duration_ms, outcome, summary) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Binds `$run`'s columns to `$query` (`$1`…`$7` of [`INSERT_RUN_SQL`], or of one row of a
-/// multi-row insert), for either backend.
+/// Binds `$run`'s columns to `$query` (`$1`…`$7` of [`INSERT_RUN_SQL`]), for either backend.
 macro_rules! bind_run {
     ($query:expr, $run:expr) => {
         $query
@@ -187,7 +186,6 @@ macro_rules! bind_run {
             .bind(&$run.summary)
     };
 }
-use bind_run;
 
 /// Which runs to list: filters, then a page of `limit` rows after skipping `offset`.
 #[derive(Debug, Clone, Default)]
