@@ -205,7 +205,7 @@ lambda-functions: ## Print the functions make lambda-build packages (one per fun
 	@echo $(LAMBDA_FUNCTIONS)
 
 .PHONY: bench
-bench: test-deps lambda-build ## Every comparison in one run (bench/harness.py; BENCH_REPEAT=5 each), then BENCHMARKS.md and bench/plots/*.svg
+bench: test-deps lambda-build lambda-build-arm64 ## Every comparison in one run (bench/harness.py; BENCH_REPEAT=5 each), then BENCHMARKS.md and bench/plots/*.svg
 	python3 bench/harness.py
 
 # cargo fuzz on nightly, one target at a time, each for FUZZ_RUNS executions. Inputs found are
