@@ -26,11 +26,12 @@ k3s-tools: ## Install kubectl, kubernetes-validate (PyPI venv) and promtool (Deb
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }
 
 .PHONY: check-k3s
-check-k3s: k3s-tools ## Validate k3s/ offline: kustomize build, kubernetes-validate --strict, promtool check + test rules, dashboards parse
+check-k3s: k3s-tools ## Validate k3s/ offline: kustomize build, kubernetes-validate --strict, k3s-up/-down/-status against a stand-in kubectl, promtool check + test rules, dashboards parse
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
 	  $(K3S_KUBECTL) kustomize $(K3S_DIR) > $$out/k3s.yaml && \
 	  $(K3S_TOOLS)/bin/kubernetes-validate -k $(K8S_SCHEMA_VERSION) --strict --quiet $$out/k3s.yaml && \
-	  echo "k3s: $$(grep -c '^kind:' $$out/k3s.yaml) resources valid against Kubernetes $(K8S_SCHEMA_VERSION)"
+	  echo "k3s: $$(grep -c '^kind:' $$out/k3s.yaml) resources valid against Kubernetes $(K8S_SCHEMA_VERSION)" && \
+	  PYTHON=$(K3S_TOOLS)/bin/python scripts/check-k3s-targets.sh $$out/k3s.yaml
 	promtool check rules $(K3S_RULES)
 	promtool test rules $(K3S_RULES_TEST)
 	@for f in $(K3S_DASHBOARDS); do \
