@@ -2,7 +2,8 @@
 //! one code path wherever it arrives.
 //!
 //! Order, outermost first: request id (set + echoed), trace span with the matched path, panic
-//! catcher, a backstop timeout. Per function, inside that, in the admission order the design
+//! catcher, a backstop timeout, the listener's [`Admission`] check (the gateway's operator
+//! gate). Per function, inside that, in the admission order the design
 //! asks for (see [`function`]): the route's header guard (credentials), the body size limit
 //! (413) and the body itself, read within `HUB_BODY_TIMEOUT_SECS` (408), then the concurrency
 //! limit (429 when full), then the run recorder and, inside it, the request timeout (504,
