@@ -160,7 +160,10 @@ impl Runs {
         outcome: Outcome,
         summary: &str,
     ) -> String {
-        let id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered (UUIDv7): each new id lands at the end of the primary-key index, as its
+        // row does in the time indexes, so recording a run rewrites one edge page of each tree
+        // instead of a random page of a history that outgrows the store's page cache.
+        let id = uuid::Uuid::now_v7().to_string();
         // Summaries can carry text the hub does not control (hook output, pushed files).
         let mut summary = hub_core::redact::redact(summary).into_owned();
         if summary.len() > MAX_SUMMARY {
