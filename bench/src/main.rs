@@ -57,8 +57,8 @@ const METHOD: &str = "\
 - **Metrics ingest**, **collector CPU**: `scripts/bench-metrics.sh` (see its header): samples
   pushed over HTTP into PostgreSQL vs a raw `COPY` of the same rows; `hub-collector --once` CPU by
   `perf stat` task-clock vs one `prometheus-node-exporter` scrape.
-- **reading-sync**: `cargo bench -p reading-sync --bench sync`: `BENCH_DOCS` documents (machine section) from PoloDB into
-  PostgreSQL vs the seed's one-INSERT-one-update-per-document loop.
+- **reading-sync**: `cargo bench -p reading-sync --bench sync`: `BENCH_DOCS` documents (machine
+  section) from PoloDB into PostgreSQL vs the seed's one-INSERT-one-update-per-document loop.
 - **Backup**: `scripts/bench-backup.sh`: the same bytes from a pipe to one Garage, minio-backup
   (without read-back) vs `rclone rcat`; RSS sampled every 0.5 s.
 - **Lambda**: `scripts/bench-lambda.sh`: exec of each x86_64 release bootstrap to its first

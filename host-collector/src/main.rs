@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> ExitCode {
             Ok(l) => l,
             Err(e) => return fail(&format!("cannot listen on {addr} for /metrics: {e}")),
         };
-        let bound = listener.local_addr().map_or(addr, |a| a);
+        let bound = listener.local_addr().unwrap_or(addr);
         tracing::info!(addr = %bound, "serving /metrics");
         tokio::spawn(stats::serve(listener, stats.clone(), spool.clone()));
     }

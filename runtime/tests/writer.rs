@@ -395,6 +395,21 @@ async fn durable_runs_are_committed_before_record_returns(backend: Backend) {
 
 on_both_backends!(durable_runs_are_committed_before_record_returns);
 
+/// Run ids are time-ordered, so each new run appends to the primary-key index rather than
+/// rewriting a random page of the history: ids recorded one after another sort in that order.
+#[tokio::test]
+async fn run_ids_sort_in_the_order_runs_were_recorded() {
+    let fx = fixture(Backend::Sqlite).await;
+    let runs = Runs::with_writer(fx.store.clone(), config(FOREVER), false);
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(record(&runs).await);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
 async fn record(runs: &Runs) -> String {
     runs.record(
         "demo",

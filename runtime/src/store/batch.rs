@@ -5,7 +5,7 @@
 //! Every statement costs a hand-over — a round trip to PostgreSQL, a trip to the connection's
 //! own thread and back for SQLite — that dwarfs the rows it writes, so a batch is a handful of
 //! statements whatever its size: its claims one (see [`super::claims`]), each settlement one,
-//! its run rows one (PostgreSQL, arrays) or a few (SQLite, multi-row `VALUES`).
+//! its run rows one (PostgreSQL: arrays; SQLite, which has none: one JSON array).
 
 use super::claims::{Claim, KeysTx, Row, claim_all};
 use super::{RunRow, Store, StoreError};
@@ -223,7 +223,7 @@ impl KeysTx for Transaction<'_, Sqlite> {
             ON CONFLICT (scope, key) DO UPDATE \
             SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
             WHERE hub_seen_keys.state = 'failed' RETURNING scope, key";
-        let rows = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let rows = json_arg(rows)?;
         let took = sqlx::query_as(SQL)
             .bind(rows)
             .bind(at)
@@ -240,7 +240,7 @@ impl KeysTx for Transaction<'_, Sqlite> {
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
             WHERE scope = $1 AND key IN (SELECT value FROM json_each($2)) AND state = 'pending'";
-        let keys = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let keys = json_arg(keys)?;
         sqlx::query(SQL)
             .bind(scope)
             .bind(keys)
@@ -249,6 +249,11 @@ impl KeysTx for Transaction<'_, Sqlite> {
             .await?;
         Ok(())
     }
+}
+
+/// A list bound as one JSON text parameter, for SQLite's `json_each`.
+fn json_arg<T: serde::Serialize + ?Sized>(list: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(list).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// All of a batch's run rows in one statement, bound as one JSON array (SQLite has no arrays):
@@ -282,7 +287,7 @@ async fn insert_runs_sqlite(
             )
         })
         .collect();
-    let rows = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let rows = json_arg(&rows)?;
     sqlx::query(SQL).bind(rows).execute(&mut **tx).await?;
     Ok(())
 }
