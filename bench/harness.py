@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: every comparison in one run, then the report.
 
-Each step measures the hub and its peer side by side, alternating, BENCH_REPEAT (5) times, and
-appends one line per run to bench/results.jsonl (see bench/src/results.rs); `hub-bench report`
+Each step measures the hub and its peer side by side, alternating, BENCH_REPEAT (5) times (each
+run starts once both servers went idle: see settle()), and appends one line per run to bench/results.jsonl (see bench/src/results.rs); `hub-bench report`
 then writes BENCHMARKS.md (machine, one row per comparison: hub median and spread, peer median,
 ratio, aim, met) and the SVG plots in bench/plots/.
 
@@ -163,6 +163,30 @@ def wrk(url: str, conns: int, script: Path | None, *args: str,
     return json.loads(m.group(1))
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system clock ticks of a process, its reaped children included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15])
+
+
+def settle(what: str, procs: list[subprocess.Popen]) -> None:
+    """Waits until `procs` use no CPU (≤ 1 tick in 0.5 s, at most 60 s), so that the next run
+    does not share the machine with the last one's leftovers. Seen here: after a run of
+    deliveries, Debian's `webhook` keeps a core busy for seconds (about 1.7 s of CPU went into
+    the next hub run, halving it), so alternating runs without this measured the peer's tail."""
+    t0 = time.monotonic()
+    last = [cpu_ticks(p.pid) for p in procs]
+    while time.monotonic() - t0 < 60:
+        time.sleep(0.5)
+        now = [cpu_ticks(p.pid) for p in procs]
+        if all(b - a <= 1 for a, b in zip(last, now)):
+            break
+        last = now
+    waited = time.monotonic() - t0
+    if waited > 1:
+        log(f"{what}: waited {waited:.1f} s for the servers to go idle")
+
+
 def start_gateway(work: Path, name: str, env_extra: dict[str, str]) -> tuple[subprocess.Popen, int]:
     port = soak.free_port()
     data = work / f"data-{name}"
@@ -221,6 +245,7 @@ def step_webhook(work: Path) -> None:
         for conns in CONNECTIONS:
             for i in range(RUNS if conns in HEADLINE else 1):
                 for series, (url, ok) in targets.items():
+                    settle(f"webhook {series} c={conns}", [gw, peer])
                     r = wrk(url, conns, script, env={
                         "BENCH_SECRET": SECRET, "BENCH_REPO": "app", "BENCH_BRANCH": "main",
                         "BENCH_NONCE": f"{series}-{conns}-{i}-{uuid.uuid4().hex[:8]}"})
@@ -250,6 +275,7 @@ def step_healthz(work: Path) -> None:
     try:
         for i in range(RUNS):
             for series, p in (("hub", port), ("bare-axum", hello_port)):
+                settle(f"healthz {series}", [gw, hello])
                 r = wrk(f"http://127.0.0.1:{p}/healthz", 16, script)
                 rate = r["statuses"].get("200", 0) / (r["duration_us"] / 1e6)
                 emit("healthz_rps", series, round(rate, 1))
