@@ -389,6 +389,48 @@ async fn a_burst_of_pushes_coalesces_into_two_syncs() {
 }
 
 #[tokio::test]
+async fn a_follow_up_sync_waits_out_the_sync_interval() {
+    // The hook keeps the first sync busy for half a second, well under the interval, so any
+    // wait beyond that is the interval's.
+    let fx = GitFixture::new("infra", "main", Some("sleep 0.5\n"));
+    let setup = common::gitops_setup(&fx, common::Backend::Sqlite)
+        .await
+        .with_config(&webhook_gitops::testing::allow_repo_command(&fx.name))
+        .set("GITOPS_SYNC_INTERVAL_MS", 2000);
+    let app = TestApp::spawn(&setup).await;
+    let first = fx.push_commit("a", "1");
+    let (status, body) = app.deliver("push", &fx.push_event(&first)).await;
+    assert_eq!((status, body["coalesced"].as_bool()), (202, Some(false)));
+    let second = fx.push_commit("b", "2");
+    let (status, body) = app.deliver("push", &fx.push_event(&second)).await;
+    assert_eq!((status, body["coalesced"].as_bool()), (202, Some(true)));
+    let runs = app
+        .wait_runs(FN, "the follow-up sync", |r| sync_runs(r).len() >= 2)
+        .await;
+    let mut syncs: Vec<(chrono::DateTime<chrono::Utc>, i64)> = sync_runs(&runs)
+        .iter()
+        .map(|r| {
+            let at = r["started_at"].as_str().expect("started_at");
+            let at = chrono::DateTime::parse_from_rfc3339(at).expect("rfc3339");
+            (at.to_utc(), r["duration_ms"].as_i64().expect("duration_ms"))
+        })
+        .collect();
+    syncs.sort();
+    assert_eq!(syncs.len(), 2, "{runs:#?}");
+    let gap = (syncs[1].0 - syncs[0].0).num_milliseconds();
+    assert!(syncs[0].1 < 1500, "the first sync took {} ms", syncs[0].1);
+    // A run's recorded start comes a few ms after the moment the queue measures from (the
+    // pending deliveries are read in between); without the interval the gap would be the
+    // first sync's ~0.5 s.
+    assert!(
+        gap >= 1800,
+        "the follow-up started {gap} ms after the first sync"
+    );
+    assert_eq!(fx.deployed_head(), second);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn octokit_example_payloads_through_the_gateway() {
     // Real payloads from @octokit/webhooks-examples; their repository is Hello-World and their
     // pushes go to master.

@@ -20,6 +20,11 @@ pub struct GitopsConfig {
     pub git_timeout: Duration,
     /// `GITOPS_RELOAD_TIMEOUT_SECS` (default 300): bound on the reload hook.
     pub reload_timeout: Duration,
+    /// `GITOPS_SYNC_INTERVAL_MS` (default 1000; 0: none): least time between the starts of two
+    /// syncs of one repository. A push to a quiet repository syncs at once; pushes arriving
+    /// while a sync runs wait for the follow-up, which starts no sooner than this after the
+    /// last one did — so a flood of valid deliveries runs git once a second, not back to back.
+    pub sync_interval: Duration,
     /// `[webhook_gitops.reload]` in `hub.toml`: repository → command (array of arguments, or a
     /// string split on whitespace). Takes precedence over the command in the `.gitops` marker.
     pub reload_hooks: HashMap<String, Vec<String>>,
@@ -172,6 +177,11 @@ impl GitopsConfig {
                 "GITOPS_RELOAD_TIMEOUT_SECS",
                 300,
             )?,
+            sync_interval: Duration::from_millis(src.get_or(
+                &key("sync_interval_ms"),
+                "GITOPS_SYNC_INTERVAL_MS",
+                1000,
+            )?),
             reload_hooks,
             repo_commands,
             hook_env,

@@ -17,12 +17,13 @@
 //! pending in the store, then answered 202, and the sync runs in the background. It counts as
 //! done only once a sync succeeded; pending deliveries are synced at the next start (see
 //! [`queue`]). At most one sync per repository runs at a time; pushes arriving meanwhile
-//! coalesce into one follow-up.
+//! coalesce into one follow-up, which starts no sooner than `GITOPS_SYNC_INTERVAL_MS` after
+//! the sync before it did.
 //!
 //! **Environment:** `GITHUB_WEBHOOK_SECRET` / `GITHUB_WEBHOOK_SECRET_FILE` (required; without it
 //! the function is "not configured" and answers 503), `GITOPS_BASE_DIR` (default `/srv/gitops`),
 //! `GITOPS_BRANCH` (default `main`), `GITOPS_GIT`, `GITOPS_GIT_TIMEOUT_SECS`,
-//! `GITOPS_RELOAD_TIMEOUT_SECS`; reload commands per repository under `[webhook_gitops.reload]`
+//! `GITOPS_RELOAD_TIMEOUT_SECS`, `GITOPS_SYNC_INTERVAL_MS` (default 1000); reload commands per repository under `[webhook_gitops.reload]`
 //! in `hub.toml`, else the command named in the `.gitops` marker (see [`sync`]).
 //!
 //! **Direct invocation:** `hub-gateway invoke webhook-gitops --data '{"repository":"NAME"}'`

@@ -25,7 +25,8 @@ pub enum Queued {
 }
 
 /// At most one sync per repository at a time; requests arriving while one runs set a flag that
-/// causes exactly one follow-up sync, so a burst of N pushes costs two syncs, not N.
+/// causes exactly one follow-up sync, so a burst of N pushes costs two syncs, not N. The
+/// follow-up starts no sooner than `sync_interval` after the sync before it started.
 #[derive(Debug)]
 pub struct SyncQueue {
     cfg: Arc<GitopsConfig>,
@@ -87,6 +88,7 @@ impl SyncQueue {
         };
         let store = self.runs.store();
         loop {
+            let started = tokio::time::Instant::now();
             // Deliveries claimed after this read set the follow-up flag, so none is missed.
             let keys = store
                 .pending_keys(SCOPE, &repository)
@@ -106,14 +108,24 @@ impl SyncQueue {
                     tracing::error!(error = %e, repository, "cannot settle deliveries");
                 }
             }
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            match running.get_mut(&repository) {
-                Some(again) if *again => *again = false,
-                _ => {
+            {
+                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                if running.get(&repository) != Some(&true) {
                     running.remove(&repository);
                     release.armed = false;
                     return;
                 }
+            }
+            // The flag stays set while waiting, so requests meanwhile join this follow-up;
+            // it is cleared just before the pending keys are read again.
+            tokio::time::sleep_until(started + self.cfg.sync_interval).await;
+            if let Some(again) = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&repository)
+            {
+                *again = false;
             }
         }
     }
