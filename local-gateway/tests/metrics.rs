@@ -233,6 +233,70 @@ async fn unstorable_values_are_400_naming_the_field(backend: Backend) {
 
 on_both_backends!(unstorable_values_are_400_naming_the_field);
 
+/// PostgreSQL takes a batch with COPY and, when a row is already there, again with an insert that
+/// skips it: both must store the same row (time cut to the microsecond, text escaped) or a
+/// replay would be written twice.
+async fn replays_meet_their_rows_whichever_way_those_went_in(backend: Backend) {
+    let setup = hub_setup(backend).await;
+    let app = TestApp::spawn(&setup).await;
+    // 789 ns past the microsecond: rounding and cutting give different rows.
+    let t0: chrono::DateTime<chrono::Utc> = "2026-12-07T08:00:00.123456789Z".parse().expect("time");
+    let tricky = json!({"path": "C:\\dir\\new", "text": "tab\there\nnewline\r\\.", "q": "\"é\""});
+    let one = |host: &str| {
+        json!({"time": t0, "host": host, "os": "os\\with\\backslashes",
+               "metrics": {"cpu": {"total": 1.5}, "labels": tricky}})
+    };
+    let body =
+        |samples: Vec<Value>| serde_json::to_vec(&json!({"samples": samples})).expect("json");
+    let written = |resp: &Value| (resp["inserted"].as_u64(), resp["duplicates"].as_u64());
+
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body(vec![one("h1")])).await;
+    assert_eq!(
+        (status, written(&resp)),
+        (200, (Some(2), Some(0))),
+        "{resp}"
+    );
+    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body(vec![one("h1")])).await;
+    assert_eq!(
+        (status, written(&resp)),
+        (200, (Some(0), Some(2))),
+        "a replay: {resp}"
+    );
+    // Old and new in one batch: the new go in, the old are counted.
+    let (status, resp) = push(
+        &app,
+        Some(COLLECTOR_TOKEN),
+        &body(vec![one("h1"), one("h2")]),
+    )
+    .await;
+    assert_eq!(
+        (status, written(&resp)),
+        (200, (Some(2), Some(2))),
+        "{resp}"
+    );
+    // A sample twice in one new batch is written once.
+    let (status, resp) = push(
+        &app,
+        Some(COLLECTOR_TOKEN),
+        &body(vec![one("h3"), one("h3")]),
+    )
+    .await;
+    assert_eq!(
+        (status, written(&resp)),
+        (200, (Some(2), Some(2))),
+        "{resp}"
+    );
+    assert_eq!(row_count(&app).await, 6);
+
+    let (status, latest) = app.get_json("/api/metrics/latest?host=h1").await;
+    assert_eq!(status, 200, "{latest}");
+    assert_eq!(latest["metrics"]["labels"]["payload"], tricky);
+    assert_eq!(latest["metrics"]["labels"]["os"], "os\\with\\backslashes");
+    app.stop().await;
+}
+
+on_both_backends!(replays_meet_their_rows_whichever_way_those_went_in);
+
 #[tokio::test]
 async fn gzip_bodies_are_inflated_within_the_limit_and_other_encodings_refused() {
     use std::io::Write;
