@@ -17,7 +17,8 @@
 # samples per request x concurrent HTTP connections; 500x1 is one collector replaying its spool;
 # an entry may repeat, for more runs of it), BENCH_COPY_RUNS (1 COPY of the same rows),
 # BENCH_RUNS (20 collector --once runs of each kind),
-# BENCH_SCRAPES (20 node_exporter scrapes), BENCH_AGENT_SECS (10 s of the 1 s-interval agent).
+# BENCH_SCRAPES (20 node_exporter scrapes), BENCH_AGENT_SECS (10 s of the 1 s-interval agent),
+# BENCH_GATEWAY (another hub-gateway binary to measure, e.g. an older commit's build).
 #
 # Why not only `/usr/bin/time` and /proc/PID/stat ticks: both count CPU in 10 ms units, and one
 # sample costs less than that on either side (time prints 0.00). They are kept as a cross-check
@@ -71,7 +72,7 @@ psql -X -qAtc 'SELECT 1' -d postgres >/dev/null || {
 }
 
 cargo build --release -q -p local-gateway -p host-collector
-GATEWAY=target/release/hub-gateway
+GATEWAY=${BENCH_GATEWAY:-target/release/hub-gateway}
 COLLECTOR=target/release/hub-collector
 
 WORK=$(mktemp -d)

@@ -234,7 +234,7 @@ async fn unstorable_values_are_400_naming_the_field(backend: Backend) {
 on_both_backends!(unstorable_values_are_400_naming_the_field);
 
 /// PostgreSQL takes a batch with COPY and, when a row is already there, again with an insert that
-/// skips it: both must store the same row (time cut to the microsecond, text escaped) or a
+/// skips it: both must store the same row (time cut to the microsecond, text as sent) or a
 /// replay would be written twice.
 async fn replays_meet_their_rows_whichever_way_those_went_in(backend: Backend) {
     let setup = hub_setup(backend).await;
