@@ -248,44 +248,36 @@ async fn replays_meet_their_rows_whichever_way_those_went_in(backend: Backend) {
     };
     let body =
         |samples: Vec<Value>| serde_json::to_vec(&json!({"samples": samples})).expect("json");
-    let written = |resp: &Value| (resp["inserted"].as_u64(), resp["duplicates"].as_u64());
-
-    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body(vec![one("h1")])).await;
-    assert_eq!(
-        (status, written(&resp)),
-        (200, (Some(2), Some(0))),
-        "{resp}"
-    );
-    let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &body(vec![one("h1")])).await;
-    assert_eq!(
-        (status, written(&resp)),
-        (200, (Some(0), Some(2))),
-        "a replay: {resp}"
-    );
-    // Old and new in one batch: the new go in, the old are counted.
-    let (status, resp) = push(
-        &app,
-        Some(COLLECTOR_TOKEN),
-        &body(vec![one("h1"), one("h2")]),
-    )
-    .await;
-    assert_eq!(
-        (status, written(&resp)),
-        (200, (Some(2), Some(2))),
-        "{resp}"
-    );
-    // A sample twice in one new batch is written once.
-    let (status, resp) = push(
-        &app,
-        Some(COLLECTOR_TOKEN),
-        &body(vec![one("h3"), one("h3")]),
-    )
-    .await;
-    assert_eq!(
-        (status, written(&resp)),
-        (200, (Some(2), Some(2))),
-        "{resp}"
-    );
+    // (hosts of the batch's samples, rows inserted, duplicates, why)
+    let cases: [(&[&str], u64, u64, &str); 4] = [
+        (&["h1"], 2, 0, "new"),
+        (&["h1"], 0, 2, "a replay"),
+        (
+            &["h1", "h2"],
+            2,
+            2,
+            "old and new in one batch: the new go in, the old are counted",
+        ),
+        (
+            &["h3", "h3"],
+            2,
+            2,
+            "a sample twice in one new batch is written once",
+        ),
+    ];
+    for (hosts, inserted, duplicates, why) in cases {
+        let batch = body(hosts.iter().map(|h| one(h)).collect());
+        let (status, resp) = push(&app, Some(COLLECTOR_TOKEN), &batch).await;
+        assert_eq!(
+            (
+                status,
+                resp["inserted"].as_u64(),
+                resp["duplicates"].as_u64()
+            ),
+            (200, Some(inserted), Some(duplicates)),
+            "{why}: {resp}"
+        );
+    }
     assert_eq!(row_count(&app).await, 6);
 
     let (status, latest) = app.get_json("/api/metrics/latest?host=h1").await;
