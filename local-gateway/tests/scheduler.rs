@@ -266,6 +266,9 @@ async fn seeded_app(last_run_ago: Option<chrono::Duration>) -> (Setup, TestApp) 
                 "seeded",
             )
             .await;
+        // Run rows are queued for the store's writer: the seed must be committed before the
+        // next gateway decides, at start, whether a tick was missed.
+        gw.ctx.runs.flush().await;
     }
     // Hourly at minute 0: the previous tick is within the last hour, the next one far away.
     let (probe, _) = Probe::spawn("0 0 * * * *", Duration::ZERO);
