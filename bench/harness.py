@@ -2,9 +2,10 @@
 """`make bench`: every comparison in one run, then the report.
 
 Each step measures the hub and its peer side by side, alternating, BENCH_REPEAT (5) times (each
-run starts once both servers went idle: see settle()), and appends one line per run to bench/results.jsonl (see bench/src/results.rs); `hub-bench report`
-then writes BENCHMARKS.md (machine, one row per comparison: hub median and spread, peer median,
-ratio, aim, met) and the SVG plots in bench/plots/.
+run starts once both servers went idle: see settle()), and appends one line per run to
+bench/results.jsonl (see bench/src/results.rs); `hub-bench report` then writes BENCHMARKS.md
+(machine, one row per comparison: hub median and spread, peer median, ratio, aim, met) and the
+SVG plots in bench/plots/.
 
 Steps, in order (BENCH_STEPS picks some, e.g. BENCH_STEPS="webhook healthz"):
   machine  cores, memory, kernel, CPU, tool versions

@@ -72,8 +72,8 @@ fn render(results: &results::Results, plots_rel: &Path, plots: &[PathBuf]) -> St
         "# Benchmarks\n\nWritten by `make bench` (`bench/harness.py`, then `hub-bench report`) from \
          one run on one machine. **Ratios are the headline**: hub and peer ran side by side in the \
          same run, alternating, each run starting once both servers were idle; absolute figures \
-         depend on the machine and on what else it was doing. Each figure is the median over the runs, ±half its range as a share of the \
-         median.\n\n## Machine\n\n",
+         depend on the machine and on what else it was doing. Each figure is the median over \
+         the runs, ±half its range as a share of the median.\n\n## Machine\n\n",
     );
     if results.info.is_empty() {
         out.push_str("(not recorded)\n");

@@ -138,10 +138,16 @@ pub async fn insert(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
     match store {
         Store::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            match copy(&mut conn, rows).await {
+            let Some(data) = copy_binary(rows) else {
+                // A time beyond what COPY's encoding holds: the insert refuses it by name.
+                return insert_skipping(&mut conn, rows).await;
+            };
+            match copy(&mut conn, data).await {
                 Ok(n) => Ok(n),
                 // A row already there (a replay) or twice in the batch: the COPY wrote nothing.
-                Err(e) if is_unique_violation(&e) => insert_skipping(&mut conn, rows).await,
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    insert_skipping(&mut conn, rows).await
+                }
                 Err(e) => Err(e.into()),
             }
         }
@@ -168,16 +174,8 @@ pub async fn insert(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
-}
-
-/// Writes `rows` with one `COPY`; all or nothing.
-async fn copy(conn: &mut sqlx::PgConnection, rows: &[Row]) -> Result<u64, sqlx::Error> {
-    let Some(data) = copy_binary(rows) else {
-        // A time PostgreSQL cannot hold: the insert below names it.
-        return Err(sqlx::Error::Protocol("time out of range".into()));
-    };
+/// Writes `data` ([`copy_binary`]'s rows) with one `COPY`; all or nothing.
+async fn copy(conn: &mut sqlx::PgConnection, data: Vec<u8>) -> Result<u64, sqlx::Error> {
     let mut copy = conn
         .copy_in_raw(
             "COPY system_metrics (time, host, os, metric_type, payload) \

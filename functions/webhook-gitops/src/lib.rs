@@ -23,8 +23,9 @@
 //! **Environment:** `GITHUB_WEBHOOK_SECRET` / `GITHUB_WEBHOOK_SECRET_FILE` (required; without it
 //! the function is "not configured" and answers 503), `GITOPS_BASE_DIR` (default `/srv/gitops`),
 //! `GITOPS_BRANCH` (default `main`), `GITOPS_GIT`, `GITOPS_GIT_TIMEOUT_SECS`,
-//! `GITOPS_RELOAD_TIMEOUT_SECS`, `GITOPS_SYNC_INTERVAL_MS` (default 1000); reload commands per repository under `[webhook_gitops.reload]`
-//! in `hub.toml`, else the command named in the `.gitops` marker (see [`sync`]).
+//! `GITOPS_RELOAD_TIMEOUT_SECS`, `GITOPS_SYNC_INTERVAL_MS` (default 1000); reload commands per
+//! repository under `[webhook_gitops.reload]` in `hub.toml`, else the command named in the
+//! `.gitops` marker (see [`sync`]).
 //!
 //! **Direct invocation:** `hub-gateway invoke webhook-gitops --data '{"repository":"NAME"}'`
 //! syncs one checkout now; without `repository` it syncs every opted-in checkout.
@@ -81,6 +82,7 @@ webhook-gitops:
   GITOPS_GIT                  git executable (default git)
   GITOPS_GIT_TIMEOUT_SECS     bound on each git command (default 120)
   GITOPS_RELOAD_TIMEOUT_SECS  bound on the reload hook (default 300)
+  GITOPS_SYNC_INTERVAL_MS     least time between the starts of a repository's syncs (default 1000)
   GITOPS_RUN_AS               user reload hooks run as (needs a root gateway; default: the gateway's)";
 
 /// Longest `X-GitHub-Delivery` accepted (GitHub sends 36-character UUIDs).
