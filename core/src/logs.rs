@@ -2,6 +2,8 @@
 //! `RUST_LOG` sets the filter (default `info`). `hub-runtime`'s telemetry adds OTLP traces on
 //! top of the same layer; processes without traces call [`init`].
 
+mod fields;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -31,6 +33,7 @@ where
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
+        .fmt_fields(fields::DirectJsonFields)
         .with_writer(move || Redacting {
             output,
             line: Vec::new(),
