@@ -41,13 +41,12 @@ impl<'w> FormatFields<'w> for DirectJsonFields {
         current: &'w mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let first = !current.fields.ends_with('}') || current.fields == "{}";
-        if current.fields.ends_with('}') {
-            current.fields.pop();
-        } else {
-            current.fields.clear();
-            current.fields.push('{');
+        if !current.fields.ends_with('}') {
+            // Not an object this formatter wrote: start one.
+            current.fields = "{}".into();
         }
+        current.fields.pop();
+        let first = current.fields == "{";
         let mut visitor = Visitor {
             out: &mut current.fields,
             first,
@@ -76,13 +75,20 @@ impl Visitor<'_> {
         let name = name.strip_prefix("r#").unwrap_or(name);
         let separator = if self.first { "\"" } else { ",\"" };
         self.first = false;
-        self.result = (|| {
-            self.out.write_str(separator)?;
-            Escaped(&mut *self.out).write_str(name)?;
-            self.out.write_str("\":")?;
-            value(&mut *self.out)
-        })();
+        self.result = write_field(&mut *self.out, separator, name, value);
     }
+}
+
+fn write_field(
+    out: &mut dyn Write,
+    separator: &str,
+    name: &str,
+    value: impl FnOnce(&mut dyn Write) -> fmt::Result,
+) -> fmt::Result {
+    out.write_str(separator)?;
+    Escaped(&mut *out).write_str(name)?;
+    out.write_str("\":")?;
+    value(out)
 }
 
 impl Visit for Visitor<'_> {
