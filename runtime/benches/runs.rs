@@ -61,9 +61,10 @@ async fn open(dir: &std::path::Path, url: Option<&str>) -> Store {
     Store::connect(&hub).await.expect("store")
 }
 
+/// A run row as the hub records one: a time-ordered (UUIDv7) id, as `Runs` gives every run.
 fn row(i: usize) -> RunRow {
     RunRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         function: "webhook-gitops".to_owned(),
         trigger: "http".to_owned(),
         started_at: Utc::now(),
