@@ -10,6 +10,26 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> Self {
+        Self::create_with("").await
+    }
+
+    /// A database whose default collation is ICU's `locale` (e.g. `en-US`), as on a host whose
+    /// PostgreSQL was initialised with a language locale, unlike the test server's C.UTF-8.
+    pub async fn create_with_icu_locale(locale: &str) -> Self {
+        assert!(
+            locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "an ICU locale name such as en-US"
+        );
+        Self::create_with(&format!(
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{locale}'"
+        ))
+        .await
+    }
+
+    /// `options` follow `CREATE DATABASE "name"`.
+    async fn create_with(options: &str) -> Self {
         // `TEST_PG_ADMIN_URL`, default the machine's trust-auth PostgreSQL on 127.0.0.1:5432.
         let admin_url = crate::config::settings().pg_admin_url.clone();
         let name = format!("hub_test_{}", uuid::Uuid::new_v4().simple());
@@ -20,7 +40,7 @@ impl TestDb {
                     "PostgreSQL must run at {admin_url} for the tests (make test starts it): {e}"
                 )
             });
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"{options}"))
             .execute(&mut conn)
             .await
             .expect("create test database");

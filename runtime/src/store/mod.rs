@@ -3,7 +3,8 @@
 //! `DATABASE_URL=postgres://…` selects PostgreSQL; without it an embedded SQLite file `hub.db`
 //! under `HUB_DATA_DIR` is created on first start, so the gateway runs on a bare machine. Queries
 //! are written once in the dialect both accept (`$N` parameters, `ON CONFLICT DO NOTHING`) and
-//! run against whichever pool is live; migrations differ only in column types.
+//! run against whichever pool is live; migrations differ only in column types, and in
+//! PostgreSQL's byte-wise collation of the hub's names and keys (SQLite's own default).
 
 use crate::config::HubConfig;
 use chrono::{DateTime, Utc};
