@@ -189,7 +189,7 @@ async fn invoke(gateway: &Gateway, name: &str, input: serde_json::Value) -> Exit
         Err(e) => {
             println!(
                 "{}",
-                serde_json::json!({"function": name, "outcome": "failure", "summary": e.to_string()})
+                serde_json::json!({"function": name, "outcome": e.outcome(), "summary": e.to_string()})
             );
             // Input the function refuses is bad usage, like invalid JSON.
             let code = match e {

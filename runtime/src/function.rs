@@ -3,7 +3,7 @@
 
 use crate::config::{ConfigError, HubConfig, Source};
 use crate::routes::Routes;
-use crate::runs::{Report, Runs, Trigger};
+use crate::runs::{Outcome, Report, Runs, Trigger};
 use crate::store::{Store, WriterConfig};
 use futures::future::BoxFuture;
 use std::sync::{Arc, OnceLock};
@@ -41,6 +41,21 @@ pub enum InvokeError {
     BadInput(String),
     #[error("{0}")]
     Failed(String),
+    /// The run stopped because the process is shutting down: recorded as `interrupted`, as the
+    /// scheduler records a run it stops itself, not as a failure (which of the two notices the
+    /// shutdown first is a race).
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+impl InvokeError {
+    /// The outcome a run that ended with this error is recorded with.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            InvokeError::Interrupted(_) => Outcome::Interrupted,
+            _ => Outcome::Failure,
+        }
+    }
 }
 
 /// The gateway's own readiness, as [`Edge::ready`] reports it: `Err(reason)` when not ready.

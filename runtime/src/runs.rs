@@ -1,6 +1,7 @@
 //! Run history: every invocation of a function is a run with an id, trigger, start, duration,
 //! outcome and a short summary, stored and traced.
 
+use crate::function::InvokeError;
 use crate::metrics::Metrics;
 use crate::store::{RunQuery, RunRow, Store, StoreError, Writer, WriterConfig};
 use chrono::{DateTime, Utc};
@@ -81,6 +82,14 @@ impl Report {
             summary: summary.into(),
         }
     }
+}
+
+/// The outcome of a run that failed with `e`: [`InvokeError::outcome`] for a function's
+/// invocation error, a failure for any other error (a sync of webhook-gitops' queue, ...).
+fn failed_outcome<E: 'static>(e: &E) -> Outcome {
+    (e as &dyn std::any::Any)
+        .downcast_ref::<InvokeError>()
+        .map_or(Outcome::Failure, InvokeError::outcome)
 }
 
 /// The span of one run: a child of whatever span is current (the HTTP request, or nothing for
@@ -214,7 +223,7 @@ impl Runs {
     pub async fn track<F, E>(&self, function: &str, trigger: Trigger, work: F) -> Result<Report, E>
     where
         F: Future<Output = Result<Report, E>>,
-        E: fmt::Display,
+        E: fmt::Display + 'static,
     {
         use tracing::Instrument;
         let span = run_span(function, trigger);
@@ -225,7 +234,7 @@ impl Runs {
         drop(in_flight);
         let (outcome, summary) = match &result {
             Ok(report) => (report.outcome, report.summary.clone()),
-            Err(e) => (Outcome::Failure, e.to_string()),
+            Err(e) => (failed_outcome(e), e.to_string()),
         };
         span.record("outcome", outcome.as_str());
         self.record(

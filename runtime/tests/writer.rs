@@ -9,7 +9,7 @@
 use chrono::Utc;
 use futures::future::join_all;
 use hub_runtime::store::{RunQuery, RunRow, Writer, WriterConfig};
-use hub_runtime::{HubConfig, Runs, Source, Store};
+use hub_runtime::{HubConfig, InvokeError, Report, Runs, Source, Store, Trigger};
 use hub_testkit::{Backend, TestDb};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -410,10 +410,47 @@ async fn run_ids_sort_in_the_order_runs_were_recorded() {
     assert_eq!(ids, sorted);
 }
 
+/// A function that stops because the process is shutting down is recorded `interrupted`, as the
+/// scheduler records a run it stops itself (which of the two notices the shutdown first is a
+/// race); any other error is a failure.
+#[tokio::test]
+async fn an_invocation_stopped_by_shutdown_is_recorded_as_interrupted() {
+    let fx = fixture(Backend::Sqlite).await;
+    let runs = Runs::with_writer(fx.store.clone(), config(FOREVER), true);
+    for error in [
+        InvokeError::Interrupted("12 processed; stopped: interrupted by shutdown".into()),
+        InvokeError::Failed("MongoDB unavailable".into()),
+    ] {
+        let ran = runs
+            .track("demo", Trigger::Schedule, async { Err::<Report, _>(error) })
+            .await;
+        assert!(ran.is_err(), "the caller still sees the error");
+    }
+    let q = RunQuery {
+        limit: 10,
+        ..RunQuery::default()
+    };
+    let mut recorded: Vec<(String, String)> = (fx.store.list_runs(&q).await.expect("list"))
+        .into_iter()
+        .map(|r| (r.summary, r.outcome))
+        .collect();
+    recorded.sort();
+    assert_eq!(
+        recorded,
+        [
+            (
+                "12 processed; stopped: interrupted by shutdown".to_owned(),
+                "interrupted".to_owned()
+            ),
+            ("MongoDB unavailable".to_owned(), "failure".to_owned()),
+        ]
+    );
+}
+
 async fn record(runs: &Runs) -> String {
     runs.record(
         "demo",
-        hub_runtime::Trigger::Http,
+        Trigger::Http,
         Utc::now(),
         Duration::from_millis(3),
         hub_runtime::Outcome::Success,

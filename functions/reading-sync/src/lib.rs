@@ -243,6 +243,7 @@ impl Function for ReadingSync {
                 Some(SyncError::NotConfigured) => {
                     Err(InvokeError::NotConfigured("MONGO_URI is not set".into()))
                 }
+                Some(SyncError::Interrupted) => Err(InvokeError::Interrupted(report.summary())),
                 Some(_) => Err(InvokeError::Failed(report.summary())),
             }
         }

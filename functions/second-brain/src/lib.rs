@@ -212,6 +212,7 @@ impl Function for SecondBrain {
                 Some(BrainError::NotConfigured) => {
                     Err(InvokeError::NotConfigured("JOURNAL_REPO is not set".into()))
                 }
+                Some(BrainError::Interrupted) => Err(InvokeError::Interrupted(report.summary())),
                 Some(_) => Err(InvokeError::Failed(report.summary())),
             }
         }
