@@ -5,7 +5,7 @@
 use crate::app::Gateway;
 use crate::cli::BackupAction;
 use crate::progress;
-use hub_runtime::{InvokeError, Report, Trigger};
+use hub_runtime::{InvokeError, Report, RunError, Trigger};
 use minio_backup::restore::RestoreTo;
 use minio_backup::target::Progress;
 use minio_backup::{Backup, BackupError};
@@ -181,7 +181,10 @@ fn outcome_of(ran: Result<Report, InvokeError>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("{}", json!({"status": "failure", "summary": e.to_string()}));
+            println!(
+                "{}",
+                json!({"status": e.outcome(), "summary": e.to_string()})
+            );
             fail(&e.to_string(), 1)
         }
     }

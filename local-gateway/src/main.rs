@@ -1,7 +1,7 @@
 //! `hub-gateway`: see the crate docs (`lib.rs`) and `hub-gateway --help`.
 
 use hub_runtime::telemetry::{self, LogOutput};
-use hub_runtime::{InvokeError, Source, Trigger};
+use hub_runtime::{InvokeError, RunError, Source, Trigger};
 use local_gateway::app::{FUNCTIONS, Gateway, shutdown_signal};
 use local_gateway::cli::{Cli, Command, PageAction};
 use local_gateway::page::Content;

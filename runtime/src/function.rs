@@ -3,7 +3,7 @@
 
 use crate::config::{ConfigError, HubConfig, Source};
 use crate::routes::Routes;
-use crate::runs::{Outcome, Report, Runs, Trigger};
+use crate::runs::{Outcome, Report, RunError, Runs, Trigger};
 use crate::store::{Store, WriterConfig};
 use futures::future::BoxFuture;
 use std::sync::{Arc, OnceLock};
@@ -48,9 +48,8 @@ pub enum InvokeError {
     Interrupted(String),
 }
 
-impl InvokeError {
-    /// The outcome a run that ended with this error is recorded with.
-    pub fn outcome(&self) -> Outcome {
+impl RunError for InvokeError {
+    fn outcome(&self) -> Outcome {
         match self {
             InvokeError::Interrupted(_) => Outcome::Interrupted,
             _ => Outcome::Failure,

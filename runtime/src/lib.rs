@@ -32,5 +32,5 @@ pub use config::{ConfigError, HubConfig, Source};
 pub use error::{PublicError, RunSummary};
 pub use function::{Context, Edge, Function, InvokeError, Registration, require};
 pub use routes::{RouteInfo, RouteTable, Routes};
-pub use runs::{Outcome, Report, Runs, Trigger};
+pub use runs::{Outcome, Report, RunError, Runs, Trigger};
 pub use store::Store;

@@ -1,7 +1,6 @@
 //! Run history: every invocation of a function is a run with an id, trigger, start, duration,
 //! outcome and a short summary, stored and traced.
 
-use crate::function::InvokeError;
 use crate::metrics::Metrics;
 use crate::store::{RunQuery, RunRow, Store, StoreError, Writer, WriterConfig};
 use chrono::{DateTime, Utc};
@@ -84,12 +83,12 @@ impl Report {
     }
 }
 
-/// The outcome of a run that failed with `e`: [`InvokeError::outcome`] for a function's
-/// invocation error, a failure for any other error (a sync of webhook-gitops' queue, ...).
-fn failed_outcome<E: 'static>(e: &E) -> Outcome {
-    (e as &dyn std::any::Any)
-        .downcast_ref::<InvokeError>()
-        .map_or(Outcome::Failure, InvokeError::outcome)
+/// An error a run can end with ([`Runs::track`]), and the outcome it is recorded with.
+pub trait RunError: fmt::Display {
+    /// A failure, unless the error says otherwise (a run stopped by shutdown is `interrupted`).
+    fn outcome(&self) -> Outcome {
+        Outcome::Failure
+    }
 }
 
 /// The span of one run: a child of whatever span is current (the HTTP request, or nothing for
@@ -223,7 +222,7 @@ impl Runs {
     pub async fn track<F, E>(&self, function: &str, trigger: Trigger, work: F) -> Result<Report, E>
     where
         F: Future<Output = Result<Report, E>>,
-        E: fmt::Display + 'static,
+        E: RunError,
     {
         use tracing::Instrument;
         let span = run_span(function, trigger);
@@ -234,7 +233,7 @@ impl Runs {
         drop(in_flight);
         let (outcome, summary) = match &result {
             Ok(report) => (report.outcome, report.summary.clone()),
-            Err(e) => (failed_outcome(e), e.to_string()),
+            Err(e) => (e.outcome(), e.to_string()),
         };
         span.record("outcome", outcome.as_str());
         self.record(

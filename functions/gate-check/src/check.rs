@@ -26,6 +26,9 @@ pub enum GateError {
     Both { what: String, then: String },
 }
 
+/// Closing the funnel at shutdown is the shutdown's own work: its errors are failures.
+impl hub_runtime::RunError for GateError {}
+
 /// What a check did, for the run's summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {

@@ -266,6 +266,9 @@ impl Backup {
             other => InvokeError::Failed(other.to_string()),
         })?;
         let (mut ok, _, mut summary) = outcome(&results);
+        let interrupted = results
+            .iter()
+            .any(|(_, r)| matches!(r, Err(BackupError::Interrupted)));
         if drill {
             let backed_up: Vec<&str> = results
                 .iter()
@@ -283,6 +286,8 @@ impl Backup {
         }
         if ok {
             Ok(Report::success(summary))
+        } else if interrupted {
+            Err(InvokeError::Interrupted(summary))
         } else {
             Err(InvokeError::Failed(summary))
         }

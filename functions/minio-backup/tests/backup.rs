@@ -5,9 +5,11 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::{Env, drop_database, fingerprint, quiet, run_one, script, source_db, write_tree};
+use hub_runtime::store::RunQuery;
+use hub_runtime::{InvokeError, Trigger};
 use hub_testkit::GarageServer;
-use minio_backup::BackupError;
 use minio_backup::restore::RestoreTo;
+use minio_backup::{Backup, BackupError};
 use sqlx::Connection;
 use std::path::Path;
 use tempfile::TempDir;
@@ -398,6 +400,33 @@ async fn without_settings_the_embedded_store_is_backed_up_locally() {
             .await
             .expect("query");
     assert_eq!(tables, 1, "the hub's tables are in the copy");
+}
+
+/// A backup that shutdown stops is recorded `interrupted`, as the scheduler records a run it stops
+/// itself, not as a failure, and nothing of it is kept.
+#[tokio::test]
+async fn a_backup_stopped_by_shutdown_is_recorded_as_interrupted_and_keeps_nothing() {
+    let env = Env::new();
+    let ctx = env.context(Trigger::Cli).await;
+    let b = Backup::from_context(&ctx).expect("minio-backup config");
+    ctx.shutdown.cancel();
+    let ran = ctx
+        .runs
+        .track(
+            minio_backup::NAME,
+            Trigger::Schedule,
+            b.run_report(None, false, &|_, _| {}),
+        )
+        .await;
+    assert!(matches!(ran, Err(InvokeError::Interrupted(_))), "{ran:?}");
+    let q = RunQuery {
+        limit: 10,
+        ..RunQuery::default()
+    };
+    let runs = ctx.runs.list(&q).await.expect("runs");
+    let outcomes: Vec<&str> = runs.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["interrupted"], "{runs:?}");
+    assert!(b.good_backups("hub").await.expect("list").is_empty());
 }
 
 /// A tmpfs mounted over `dir` for the test's length (root only, as the tests run here).

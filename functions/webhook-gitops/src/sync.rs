@@ -4,7 +4,7 @@
 //! closed and a timeout, so a hung remote cannot wedge the worker.
 
 use crate::config::{GitopsConfig, HookUser};
-use hub_runtime::Report;
+use hub_runtime::{Report, RunError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -42,6 +42,9 @@ pub enum SyncError {
     #[error("{MARKER} {0}")]
     BadMarker(&'static str),
 }
+
+/// A sync that fails is a failed run.
+impl RunError for SyncError {}
 
 /// Longest marker read: one command line and some comments.
 const MAX_MARKER_BYTES: u64 = 4096;

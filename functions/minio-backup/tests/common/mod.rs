@@ -55,10 +55,15 @@ impl Env {
 
     /// As a Lambda binary builds it (`Trigger::Lambda` for its HTTP requests).
     pub async fn built_for(&self, trigger: Trigger) -> Result<Backup, hub_runtime::ConfigError> {
+        Backup::from_context(&self.context(trigger).await)
+    }
+
+    /// The context the function is built from: its store, runs and shutdown token.
+    pub async fn context(&self, trigger: Trigger) -> Context {
         let source = Source::from_parts(None, self.settings.clone()).expect("source");
         let hub = HubConfig::from_source(&source).expect("hub config");
         let store = Store::connect(&hub).await.expect("store");
-        Backup::from_context(&Context::new(source, hub, store, trigger))
+        Context::new(source, hub, store, trigger)
     }
 }
 
