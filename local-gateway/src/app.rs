@@ -361,6 +361,16 @@ impl Gateway {
                 "background work did not stop when interrupted; abandoning it"
             );
         }
+        // Requests whose work was just interrupted (a sync started over HTTP) answer now and
+        // record their runs. Bounded briefly: a request that hangs must not cost the rows
+        // already queued their commit.
+        let settle_by = (began + grace).min(tokio::time::Instant::now() + SETTLE);
+        if tokio::time::timeout_at(settle_by, self.ctx.runs.settled())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still running at the end of shutdown; their runs are lost");
+        }
         // Run rows still queued for the store (the last requests', the interrupted work's).
         if tokio::time::timeout_at(began + grace, self.ctx.runs.flush())
             .await
@@ -391,6 +401,10 @@ impl Gateway {
 
 /// Rows deleted per statement when pruning history.
 const PRUNE_BATCH: i64 = 5_000;
+
+/// How long shutdown waits for requests still answering once their work is interrupted: they
+/// only have to build a response and queue a row.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// Keeps run history and schedule ticks to `keep`, every `every` (first right after start).
 /// Replicas sharing a database all prune; the deletes are idempotent.

@@ -371,18 +371,45 @@ async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
 /// history row is closed `interrupted` with the count so far, and the process exits in time.
 #[tokio::test]
 async fn sigterm_interrupts_a_long_sync_within_the_grace() {
+    sigterm_during_a_long_sync("schedule").await;
+}
+
+/// The same with the sync started by `POST /api/sync/reading`: the listener stops while the
+/// request waits, the cancel then stops the sync, and the client is answered 503 (the error
+/// says it was interrupted).
+/// The run is recorded `interrupted` like a scheduled one, not as a failure, although it
+/// records after the listeners have gone.
+#[tokio::test]
+async fn sigterm_interrupts_a_long_sync_started_over_http_and_records_it_interrupted() {
+    sigterm_during_a_long_sync("http").await;
+}
+
+async fn sigterm_during_a_long_sync(trigger: &str) {
     const N: usize = 5_000;
     const GRACE_SECS: u64 = 4;
     let mongo = MongoServer::start();
-    let setup = setup_with(Backend::Postgres, &mongo, N)
+    let mut setup = setup_with(Backend::Postgres, &mongo, N)
         .await
         .set("BATCH_SIZE", 10)
-        .set("HUB_SCHEDULE_READING_SYNC", "* * * * * *")
         .set("HUB_SHUTDOWN_GRACE_SECS", GRACE_SECS);
+    if trigger == "schedule" {
+        setup = setup.set("HUB_SCHEDULE_READING_SYNC", "* * * * * *");
+    }
     let pool = sqlx::PgPool::connect(&setup.env["DATABASE_URL"])
         .await
         .expect("pg");
-    let (mut child, _addr) = spawn_server(&setup);
+    let (mut child, addr) = spawn_server(&setup);
+    let answer = (trigger == "http").then(|| {
+        tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .post(format!("http://{addr}/api/sync/reading"))
+                .send()
+                .await
+                .expect("answered");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.expect("json"))
+        })
+    });
     wait_rows(&pool, 200).await;
     let signalled = Instant::now();
     let status = common::terminate(&mut child).await;
@@ -392,6 +419,14 @@ async fn sigterm_interrupts_a_long_sync_within_the_grace() {
         took < Duration::from_millis(GRACE_SECS * 1000 + 500),
         "exited {took:?} after SIGTERM, grace {GRACE_SECS} s"
     );
+    if let Some(answer) = answer {
+        let (status, body) = answer.await.expect("client task");
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(
+            body["error"], "interrupted by shutdown; the rest is synced by the next run",
+            "{body}"
+        );
+    }
 
     let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reading_analytics")
         .fetch_one(&pool)
@@ -418,10 +453,16 @@ async fn sigterm_interrupts_a_long_sync_within_the_grace() {
         rows as u64,
         "marked as stored"
     );
-    let runs = stored_runs(&setup).await;
-    assert!(
-        runs.iter()
-            .any(|r| r.function == "reading-sync" && r.outcome == "interrupted"),
-        "{runs:#?}"
+    let runs: Vec<(String, String)> = stored_runs(&setup)
+        .await
+        .into_iter()
+        // Every-second ticks that found the sync still going are recorded `skipped`.
+        .filter(|r| r.function == "reading-sync" && r.outcome != "skipped")
+        .map(|r| (r.trigger, r.outcome))
+        .collect();
+    assert_eq!(
+        runs,
+        [(trigger.to_owned(), "interrupted".to_owned())],
+        "the one run, recorded as interrupted"
     );
 }

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 use std::time::{Duration, Instant};
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,6 +117,8 @@ pub struct Runs {
     /// Each run row committed before [`Runs::record`] returns, instead of queued: for Lambda,
     /// which may freeze the process as soon as an invocation answers.
     durable: bool,
+    /// Runs started and not yet queued for the store, waited for by [`Runs::settled`].
+    started: TaskTracker,
 }
 
 impl Runs {
@@ -132,7 +136,23 @@ impl Runs {
             store,
             metrics: Metrics::default(),
             durable,
+            started: TaskTracker::new(),
         }
+    }
+
+    /// Counts a run as started until the token drops, after its row is recorded.
+    pub(crate) fn start(&self) -> TaskTrackerToken {
+        self.started.token()
+    }
+
+    /// Resolves once no run is going on: each one started, before or during the wait, has
+    /// recorded its row. At shutdown, the gateway's listeners stop before the work they started
+    /// is cancelled, so a request whose work that cancel stops (a sync started over HTTP)
+    /// answers and records its run only after the listeners are gone: without this wait, the
+    /// final [`Runs::flush`] could come first and the process exit without its row.
+    pub async fn settled(&self) {
+        self.started.close();
+        self.started.wait().await;
     }
 
     /// The store's writer: replay keys are claimed and settled through it.
@@ -226,6 +246,7 @@ impl Runs {
     {
         use tracing::Instrument;
         let span = run_span(function, trigger);
+        let _started = self.start();
         let started_at = Utc::now();
         let clock = Instant::now();
         let in_flight = self.metrics.in_flight(function);

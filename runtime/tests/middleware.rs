@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use hub_runtime::auth::bearer_guard;
-use hub_runtime::http::{Limits, function_layers, standard_layers};
+use hub_runtime::http::{Limits, function_layers, reply_interrupted, standard_layers};
 use hub_runtime::store::RunQuery;
 use hub_runtime::{HubConfig, RouteTable, Runs, Source, Store, Trigger};
 use std::collections::HashMap;
@@ -29,6 +29,16 @@ async fn serve(max_concurrency: usize) -> Served {
         .get("/slow", || async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             "late"
+        })
+        .get("/brief", || async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            "done"
+        })
+        .post("/stopped", || async {
+            reply_interrupted(
+                serde_json::json!({"status": "interrupted"}),
+                "stopped by shutdown",
+            )
         })
         .post("/echo", |body: Bytes| async move { body })
         .post("/guarded", |body: Bytes| async move { body })
@@ -122,6 +132,60 @@ async fn slow_requests_time_out_with_504() {
             .any(|r| r.outcome == "failure" && r.summary == "504 request timed out"),
         "{runs:#?}"
     );
+}
+
+/// A run its handler marks as stopped by shutdown answers 503 but is recorded `interrupted`,
+/// not as a failure.
+#[tokio::test]
+async fn a_run_stopped_by_shutdown_answers_503_and_is_recorded_interrupted() {
+    let s = serve(8).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/stopped", s.base))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 503);
+    let outcomes: Vec<(String, String)> = s
+        .recorded_runs()
+        .await
+        .into_iter()
+        .map(|r| (r.outcome, r.summary))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(
+            "interrupted".to_owned(),
+            "503 stopped by shutdown".to_owned()
+        )]
+    );
+}
+
+/// `Runs::settled` (the gateway's last wait before its final flush) waits for a request still
+/// being answered, so its run is recorded, not lost with the process.
+#[tokio::test]
+async fn settled_waits_for_a_request_in_flight_to_record_its_run() {
+    let s = serve(8).await;
+    let url = format!("{}/brief", s.base);
+    let request = tokio::spawn(async move { reqwest::get(url).await.expect("GET").status() });
+    // Until the handler runs (the gauge counts it), settling would not be waiting for it.
+    while !s
+        .runs
+        .metrics()
+        .encode()
+        .contains("hub_runs_in_flight{function=\"demo\"} 1")
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), s.runs.settled())
+        .await
+        .expect("settled once the request recorded its run");
+    let runs = s.recorded_runs().await;
+    assert!(
+        runs.iter()
+            .any(|r| r.outcome == "success" && r.summary == "200 OK"),
+        "{runs:#?}"
+    );
+    assert_eq!(request.await.expect("request"), 200);
 }
 
 #[tokio::test]

@@ -266,9 +266,7 @@ impl Backup {
             other => InvokeError::Failed(other.to_string()),
         })?;
         let (mut ok, _, mut summary) = outcome(&results);
-        let interrupted = results
-            .iter()
-            .any(|(_, r)| matches!(r, Err(BackupError::Interrupted)));
+        let interrupted = stopped_by_shutdown(&results);
         if drill {
             let backed_up: Vec<&str> = results
                 .iter()
@@ -333,6 +331,13 @@ pub(crate) fn requested_set(input: &Value) -> Result<Option<String>, &'static st
         },
         _ => Err("the input must be a JSON object, e.g. {\"set\": \"postgres\"}"),
     }
+}
+
+/// Whether shutdown stopped one of the sets (the run is then `interrupted`, not failed).
+pub(crate) fn stopped_by_shutdown(results: &[(String, Result<SetDone, BackupError>)]) -> bool {
+    results
+        .iter()
+        .any(|(_, r)| matches!(r, Err(BackupError::Interrupted)))
 }
 
 /// A run's answer and summary from each set's result.

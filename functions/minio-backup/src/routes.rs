@@ -1,14 +1,16 @@
 //! HTTP routes of minio-backup: run a backup, list the sets and their good backups. Both are
 //! operator routes (they reveal and change state); keep them off a public listener.
 
-use crate::{Backup, BackupError, LIST_PATH, RUN_PATH, outcome, requested_set};
+use crate::{
+    Backup, BackupError, LIST_PATH, RUN_PATH, outcome, requested_set, stopped_by_shutdown,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hub_runtime::error::respond;
-use hub_runtime::http::reply;
+use hub_runtime::http::{reply, reply_interrupted};
 use hub_runtime::{RouteTable, Routes};
 use serde_json::{Value, json};
 
@@ -51,12 +53,13 @@ async fn run_route(State(f): State<Backup>, body: Bytes) -> Result<Response, Bac
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let (ok, body, summary) = outcome(&results);
-    let status = if ok {
-        StatusCode::OK
+    Ok(if ok {
+        reply(StatusCode::OK, body, summary)
+    } else if stopped_by_shutdown(&results) {
+        reply_interrupted(body, summary)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    Ok(reply(status, body, summary))
+        reply(StatusCode::SERVICE_UNAVAILABLE, body, summary)
+    })
 }
 
 fn bad_request(message: &str) -> Response {

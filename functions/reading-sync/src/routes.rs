@@ -1,13 +1,13 @@
 //! HTTP routes of reading-sync: run a sync, page through stored readings.
 
-use crate::{READING_PATH, ReadingSync, SYNC_PATH, SyncReport, sink};
+use crate::{READING_PATH, ReadingSync, SYNC_PATH, SyncError, SyncReport, sink};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hub_runtime::error::{PublicError, respond};
-use hub_runtime::http::reply;
+use hub_runtime::http::{reply, reply_interrupted};
 use hub_runtime::store::StoreError;
 use hub_runtime::{RouteTable, Routes, Trigger};
 use serde::{Deserialize, Serialize};
@@ -34,11 +34,11 @@ pub(crate) async fn sync_tracked(f: &ReadingSync, trigger: Trigger) -> SyncRepor
 
 async fn sync_route(State(f): State<ReadingSync>) -> Response {
     let report = sync_tracked(&f, f.inner.http_trigger).await;
-    let status = report
-        .error
-        .as_ref()
-        .map(PublicError::status)
-        .unwrap_or(StatusCode::OK);
+    let status = match &report.error {
+        Some(SyncError::Interrupted) => return reply_interrupted(report.body(), report.summary()),
+        Some(e) => e.status(),
+        None => StatusCode::OK,
+    };
     reply(status, report.body(), report.summary())
 }
 

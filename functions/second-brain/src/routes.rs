@@ -2,14 +2,14 @@
 //! `GET /api/brain` pages through stored entries.
 
 use crate::run::SyncReport;
-use crate::{BRAIN_PATH, SYNC_PATH, SecondBrain, store};
+use crate::{BRAIN_PATH, BrainError, SYNC_PATH, SecondBrain, store};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hub_runtime::error::{PublicError, respond};
-use hub_runtime::http::reply;
+use hub_runtime::http::{reply, reply_interrupted};
 use hub_runtime::store::StoreError;
 use hub_runtime::{RouteTable, Routes};
 use serde::Deserialize;
@@ -35,11 +35,11 @@ pub(crate) async fn sync_tracked(f: &SecondBrain) -> SyncReport {
 
 async fn sync_route(State(f): State<SecondBrain>) -> Response {
     let report = sync_tracked(&f).await;
-    let status = report
-        .error
-        .as_ref()
-        .map(PublicError::status)
-        .unwrap_or(StatusCode::OK);
+    let status = match &report.error {
+        Some(BrainError::Interrupted) => return reply_interrupted(report.body(), report.summary()),
+        Some(e) => e.status(),
+        None => StatusCode::OK,
+    };
     reply(status, report.body(), report.summary())
 }
 

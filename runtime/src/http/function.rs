@@ -11,11 +11,12 @@
 //! and a refusal (401, 403, 404, 405, 413, 415, 429) is never stored as a run.
 
 use super::{
-    Limits, declared_too_large, json_413, limit_layers, panic_response, too_large_response,
+    Limits, declared_too_large, json_413, limit_layers, panic_response, run_outcome,
+    too_large_response,
 };
 use crate::error::{RunSummary, error_response};
 use crate::routes::{GuardedRoute, Routes};
-use crate::runs::{Outcome, Runs, Trigger};
+use crate::runs::{Runs, Trigger};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -212,6 +213,7 @@ const REFUSED: [StatusCode; 7] = [
 /// Runs the handler as one run: inside it the request timeout and a panic catcher, so a request
 /// that times out or panics is a failed run, not a lost one.
 async fn record_run(ctx: &Invocation, req: Request, next: Next) -> Response {
+    let _started = ctx.runs.start();
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let in_flight = ctx.runs.metrics().in_flight(ctx.function);
@@ -231,13 +233,7 @@ async fn record_run(ctx: &Invocation, req: Request, next: Next) -> Response {
     if REFUSED.contains(&status) {
         return resp;
     }
-    let outcome = if status.is_success() {
-        Outcome::Success
-    } else if status.is_client_error() {
-        Outcome::Rejected
-    } else {
-        Outcome::Failure
-    };
+    let outcome = run_outcome(&resp);
     let summary = resp
         .extensions()
         .get::<RunSummary>()

@@ -18,6 +18,7 @@
 use crate::config::HubConfig;
 use crate::error::{RunSummary, error_response, scope_request_id};
 use crate::metrics::Metrics;
+use crate::runs::Outcome;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -241,4 +242,29 @@ pub fn reply(status: StatusCode, body: serde_json::Value, summary: impl Into<Str
     let mut resp = (status, axum::Json(body)).into_response();
     resp.extensions_mut().insert(RunSummary(summary.into()));
     resp
+}
+
+/// The outcome a response's run is recorded with where its status alone would say otherwise.
+#[derive(Debug, Clone, Copy)]
+struct RunOutcome(Outcome);
+
+/// [`reply`] for a run that shutdown stopped: 503 tells the client to come back, and the run is
+/// recorded `interrupted`, as a scheduled run stopped the same way is, not as a failure (the
+/// public page counts failures against the success rate).
+pub fn reply_interrupted(body: serde_json::Value, summary: impl Into<String>) -> Response {
+    let mut resp = reply(StatusCode::SERVICE_UNAVAILABLE, body, summary);
+    resp.extensions_mut()
+        .insert(RunOutcome(Outcome::Interrupted));
+    resp
+}
+
+/// How the recorder stores a response's run: as its handler marked it, else by its status.
+fn run_outcome(resp: &Response) -> Outcome {
+    let status = resp.status();
+    match resp.extensions().get::<RunOutcome>() {
+        Some(marked) => marked.0,
+        None if status.is_success() => Outcome::Success,
+        None if status.is_client_error() => Outcome::Rejected,
+        None => Outcome::Failure,
+    }
 }
