@@ -171,7 +171,7 @@ check-lambda: lambda-build test-deps ## Run each function's Lambda test (tests/l
 .PHONY: check-deploy
 # The arm64 packages (template.yaml's default architecture) are built too, sizes printed: after
 # lambda-build's host build scripts and proc macros, every function for arm64 in one cargo call
-# took 8 min 45 s on a 2-core machine. They cannot run here (no arm64 CPU or emulator), so the
+# took 11 min 35 s on a 2-core machine. They cannot run here (no arm64 CPU or emulator), so the
 # Lambda tests run on the x86_64 packages of the same code.
 check-deploy: lambda-build check-lambda lambda-build-arm64 check-k3s check-images ## Validate the deploy artifacts: Lambda packages under a Runtime API (and built for arm64), systemd units (verify, security <= 2.0), make install/uninstall, template.yaml (cfn-lint, SAM transform), k3s manifests, rules and dashboards, the Dockerfile
 	scripts/check-systemd.sh
