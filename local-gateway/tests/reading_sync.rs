@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Backend, MongoServer, Setup, TestApp, spawn_server, stored_runs};
+use hub_runtime::Trigger;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
@@ -371,7 +372,7 @@ async fn kill_9_of_the_gateway_mid_sync_loses_nothing_and_duplicates_nothing() {
 /// history row is closed `interrupted` with the count so far, and the process exits in time.
 #[tokio::test]
 async fn sigterm_interrupts_a_long_sync_within_the_grace() {
-    sigterm_during_a_long_sync("schedule").await;
+    sigterm_during_a_long_sync(Trigger::Schedule).await;
 }
 
 /// The same with the sync started by `POST /api/sync/reading`: the listener stops while the
@@ -381,10 +382,10 @@ async fn sigterm_interrupts_a_long_sync_within_the_grace() {
 /// records after the listeners have gone.
 #[tokio::test]
 async fn sigterm_interrupts_a_long_sync_started_over_http_and_records_it_interrupted() {
-    sigterm_during_a_long_sync("http").await;
+    sigterm_during_a_long_sync(Trigger::Http).await;
 }
 
-async fn sigterm_during_a_long_sync(trigger: &str) {
+async fn sigterm_during_a_long_sync(trigger: Trigger) {
     const N: usize = 5_000;
     const GRACE_SECS: u64 = 4;
     let mongo = MongoServer::start();
@@ -392,14 +393,14 @@ async fn sigterm_during_a_long_sync(trigger: &str) {
         .await
         .set("BATCH_SIZE", 10)
         .set("HUB_SHUTDOWN_GRACE_SECS", GRACE_SECS);
-    if trigger == "schedule" {
+    if trigger == Trigger::Schedule {
         setup = setup.set("HUB_SCHEDULE_READING_SYNC", "* * * * * *");
     }
     let pool = sqlx::PgPool::connect(&setup.env["DATABASE_URL"])
         .await
         .expect("pg");
     let (mut child, addr) = spawn_server(&setup);
-    let answer = (trigger == "http").then(|| {
+    let answer = (trigger == Trigger::Http).then(|| {
         tokio::spawn(async move {
             let resp = reqwest::Client::new()
                 .post(format!("http://{addr}/api/sync/reading"))
@@ -462,7 +463,7 @@ async fn sigterm_during_a_long_sync(trigger: &str) {
         .collect();
     assert_eq!(
         runs,
-        [(trigger.to_owned(), "interrupted".to_owned())],
+        [(trigger.as_str().to_owned(), "interrupted".to_owned())],
         "the one run, recorded as interrupted"
     );
 }
