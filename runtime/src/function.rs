@@ -125,6 +125,20 @@ impl Context {
     }
 }
 
+/// Runs `work` as a task of `tasks` (a function's [`Context::tasks`]) and waits for its result:
+/// a client that disconnects or times out does not cut the work off half way, and the gateway
+/// waits for it at shutdown. A panic in `work` goes on in the caller, as if it had run there.
+pub async fn run_tracked<T, F>(tasks: &TaskTracker, work: F) -> T
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tasks.spawn(work).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// A function of the hub. Kept small on purpose: the gateway walks a plain list of these.
 pub trait Function: Send + Sync {
     /// Stable name: used in URLs, run history, metrics, `hub-gateway invoke NAME`.

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hub_runtime::error::respond;
+use hub_runtime::function::run_tracked;
 use hub_runtime::http::{reply, reply_interrupted};
 use hub_runtime::{RouteTable, Routes};
 use serde_json::{Value, json};
@@ -44,14 +45,10 @@ async fn run_route(State(f): State<Backup>, body: Bytes) -> Result<Response, Bac
     // A tracked task: a client that disconnects or times out does not cut the backup off, and
     // the gateway waits for it at shutdown (which interrupts it past the grace).
     let task = f.clone();
-    let handle = f
-        .inner
-        .tasks
-        .spawn(async move { task.run_sets(only.as_deref(), &|_, _| {}).await });
-    let results = match handle.await {
-        Ok(r) => r?,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    let results = run_tracked(&f.inner.tasks, async move {
+        task.run_sets(only.as_deref(), &|_, _| {}).await
+    })
+    .await?;
     let (ok, body, summary) = outcome(&results);
     Ok(if ok {
         reply(StatusCode::OK, body, summary)

@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hub_runtime::error::{PublicError, respond};
+use hub_runtime::function::run_tracked;
 use hub_runtime::http::{reply, reply_interrupted};
 use hub_runtime::store::StoreError;
 use hub_runtime::{RouteTable, Routes};
@@ -26,11 +27,7 @@ pub(crate) fn table(f: &SecondBrain) -> Routes {
 /// off half way (the gateway waits for tracked tasks at shutdown).
 pub(crate) async fn sync_tracked(f: &SecondBrain) -> SyncReport {
     let task = f.clone();
-    let handle = f.inner.tasks.spawn(async move { task.run_once().await });
-    match handle.await {
-        Ok(report) => report,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    run_tracked(&f.inner.tasks, async move { task.run_once().await }).await
 }
 
 async fn sync_route(State(f): State<SecondBrain>) -> Response {
