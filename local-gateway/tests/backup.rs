@@ -1,11 +1,13 @@
 //! minio-backup through the running gateway and the `hub-gateway backup` commands: the routes
-//! over HTTP, a scheduled-style invoke, list / verify / restore from the command line.
+//! over HTTP, a scheduled-style invoke, list / verify / restore from the command line, a backup
+//! stopped by shutdown.
 
 mod common;
 
 use common::{Backend, Setup, TestApp};
 use serde_json::Value;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// A directory to back up, and the gateway's settings pointing at it (local target).
 async fn setup() -> (Setup, tempfile::TempDir) {
@@ -244,4 +246,84 @@ async fn backup_run_and_drill_from_the_command_line_are_recorded_as_runs() {
         "{runs:?}"
     );
     app.stop().await;
+}
+
+/// SIGTERM while a backup started over HTTP streams: the request answers 503 saying nothing was
+/// kept, the run is recorded `interrupted` with trigger `http`, not as a failure, and no object
+/// is left under a real name in the target.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_an_http_backup_answers_503_and_records_it_interrupted() {
+    let (setup, tree) = setup().await;
+    // 64 GiB of holes: read as zeros, far more than the backup gets through before the signal.
+    std::fs::File::create(tree.path().join("sub/huge.img"))
+        .and_then(|f| f.set_len(64 << 30))
+        .expect("sparse file");
+    let target = tempfile::TempDir::new().expect("target");
+    let setup = setup
+        .set("BACKUP_LOCAL_DIR", target.path().display())
+        .set("HUB_SHUTDOWN_GRACE_SECS", 2);
+    let (mut child, addr) = common::spawn_server(&setup);
+    let answer = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}/api/backup/run"))
+            .json(&serde_json::json!({"set": "notes"}))
+            .send()
+            .await
+            .expect("answered");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.expect("json"))
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files(target.path())
+        .iter()
+        .all(|f| !f.contains(".partial-"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the backup never started writing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = common::terminate(&mut child).await;
+    assert!(status.success(), "{status:?}");
+
+    let (status, body) = answer.await.expect("client task");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["sets"][0]["error"], "interrupted by shutdown; nothing was kept of this backup",
+        "{body}"
+    );
+    let kept: Vec<String> = files(target.path())
+        .into_iter()
+        .filter(|f| !f.contains(".partial-"))
+        .collect();
+    assert!(kept.is_empty(), "nothing kept under a real name: {kept:?}");
+    let runs: Vec<(String, String)> = common::stored_runs(&setup)
+        .await
+        .into_iter()
+        .filter(|r| r.function == "minio-backup")
+        .map(|r| (r.trigger, r.outcome))
+        .collect();
+    assert_eq!(
+        runs,
+        [("http".to_owned(), "interrupted".to_owned())],
+        "the one run, recorded as interrupted"
+    );
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    out
 }

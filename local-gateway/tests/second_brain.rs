@@ -1,12 +1,13 @@
 //! second-brain through a running gateway, over HTTP: the sync route against the GitHub
 //! stand-in, the listing with its filters and paging (full text on PostgreSQL, LIKE on
-//! SQLite), the run it records and its status-page panel.
+//! SQLite), the run it records and its status-page panel, and a sync stopped by shutdown.
 
 mod common;
 
-use common::{Backend, Setup, TestApp, function_entry};
-use hub_testkit::github::{GithubApi, NewIssue};
+use common::{Backend, Setup, TestApp, function_entry, spawn_server, stored_runs};
+use hub_testkit::github::{Fault, GithubApi, NewIssue};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 const REPO: &str = "owner/journal";
 
@@ -147,4 +148,56 @@ async fn sync_and_list_on_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_and_list_on_postgres() {
     sync_and_list(Backend::Postgres).await;
+}
+
+/// SIGTERM while a sync started over HTTP waits on GitHub: the request answers 503 saying the
+/// sync was interrupted, and its run is recorded `interrupted` with trigger `http`, not as a
+/// failure, before the process exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_an_http_sync_answers_503_and_records_it_interrupted() {
+    let github = GithubApi::start(REPO).await;
+    github.add(NewIssue::journal(&day(1), "## Area\n- Walked\n"));
+    // Far longer than the grace: only shutdown ends the wait.
+    github.queue(&[Fault::Slow(Duration::from_secs(60))]);
+    let setup = Setup::new(Backend::Sqlite)
+        .await
+        .set("JOURNAL_REPO", REPO)
+        .set("GITHUB_API_URL", &github.url)
+        .set("GITHUB_TOKEN", "ghp_gatewaytoken")
+        .set("HUB_SHUTDOWN_GRACE_SECS", 2);
+    let (mut child, addr) = spawn_server(&setup);
+    let answer = tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{addr}/api/sync/brain"))
+            .send()
+            .await
+            .expect("answered");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().await.expect("json"))
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while github.faults_left() > 0 {
+        assert!(Instant::now() < deadline, "the sync never asked GitHub");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = common::terminate(&mut child).await;
+    assert!(status.success(), "{status:?}");
+
+    let (status, body) = answer.await.expect("client task");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"], "interrupted by shutdown; the next run goes on",
+        "{body}"
+    );
+    let runs: Vec<(String, String)> = stored_runs(&setup)
+        .await
+        .into_iter()
+        .filter(|r| r.function == "second-brain")
+        .map(|r| (r.trigger, r.outcome))
+        .collect();
+    assert_eq!(
+        runs,
+        [("http".to_owned(), "interrupted".to_owned())],
+        "the one run, recorded as interrupted"
+    );
 }

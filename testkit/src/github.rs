@@ -207,6 +207,12 @@ impl GithubApi {
         self.lock().faults.extend(faults.iter().copied());
     }
 
+    /// Queued faults no request has taken yet (a request takes its fault as it arrives, before
+    /// it is answered and recorded).
+    pub fn faults_left(&self) -> usize {
+        self.lock().faults.len()
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().recorded.clone()
