@@ -15,10 +15,21 @@ pub struct Local {
     dir: PathBuf,
 }
 
+/// A written object not yet in place. Dropped without [`PendingFile::complete`] — an error, or
+/// shutdown cancelling the backup mid-stream — it removes its partial file, so an interrupted
+/// backup leaves nothing behind, not only nothing under the real name. (A kill still can; the
+/// next run's [`Local::clean_incomplete`] removes those.)
 #[derive(Debug)]
 pub struct PendingFile {
     partial: PathBuf,
     path: PathBuf,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        // After `complete` the partial name is gone and this finds nothing to remove.
+        let _ = std::fs::remove_file(&self.partial);
+    }
 }
 
 impl Local {
@@ -69,6 +80,8 @@ impl Local {
     ) -> Result<PendingFile, TargetError> {
         let path = self.path(key)?;
         let (partial, mut file) = self.create(&path).await?;
+        let pending = PendingFile { partial, path };
+        let partial = &pending.partial;
         let copied = async {
             let mut buf = Vec::with_capacity(CHUNK);
             let mut total = 0u64;
@@ -90,26 +103,26 @@ impl Local {
                 .map_err(|e| format!("syncing {}: {e}", partial.display()))
         }
         .await;
-        if let Err(e) = copied {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(TargetError::new(e));
-        }
-        Ok(PendingFile { partial, path })
+        copied.map_err(TargetError::new)?;
+        Ok(pending)
     }
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), TargetError> {
         let path = self.path(key)?;
         let (partial, mut file) = self.create(&path).await?;
+        let pending = PendingFile { partial, path };
         let written = async {
             file.write_all(&bytes).await?;
             file.sync_all().await
         }
         .await;
         if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(TargetError::new(format!("writing {}: {e}", path.display())));
+            return Err(TargetError::new(format!(
+                "writing {}: {e}",
+                pending.path.display()
+            )));
         }
-        PendingFile { partial, path }.complete().await
+        pending.complete().await
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, TargetError> {
