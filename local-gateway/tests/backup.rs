@@ -263,16 +263,11 @@ async fn sigterm_during_an_http_backup_answers_503_and_records_it_interrupted() 
         .set("BACKUP_LOCAL_DIR", target.path().display())
         .set("HUB_SHUTDOWN_GRACE_SECS", 2);
     let (mut child, addr) = common::spawn_server(&setup);
-    let answer = tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .post(format!("http://{addr}/api/backup/run"))
-            .json(&serde_json::json!({"set": "notes"}))
-            .send()
-            .await
-            .expect("answered");
-        let status = resp.status().as_u16();
-        (status, resp.json::<Value>().await.expect("json"))
-    });
+    let answer = common::post_in_background(
+        addr,
+        "/api/backup/run",
+        Some(serde_json::json!({"set": "notes"})),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while files(target.path())
         .iter()
@@ -298,14 +293,8 @@ async fn sigterm_during_an_http_backup_answers_503_and_records_it_interrupted() 
         left.is_empty(),
         "nothing left, not even the partial file: {left:?}"
     );
-    let runs: Vec<(String, String)> = common::stored_runs(&setup)
-        .await
-        .into_iter()
-        .filter(|r| r.function == "minio-backup")
-        .map(|r| (r.trigger, r.outcome))
-        .collect();
     assert_eq!(
-        runs,
+        common::run_outcomes(&setup, "minio-backup").await,
         [("http".to_owned(), "interrupted".to_owned())],
         "the one run, recorded as interrupted"
     );

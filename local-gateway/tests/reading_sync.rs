@@ -400,17 +400,8 @@ async fn sigterm_during_a_long_sync(trigger: Trigger) {
         .await
         .expect("pg");
     let (mut child, addr) = spawn_server(&setup);
-    let answer = (trigger == Trigger::Http).then(|| {
-        tokio::spawn(async move {
-            let resp = reqwest::Client::new()
-                .post(format!("http://{addr}/api/sync/reading"))
-                .send()
-                .await
-                .expect("answered");
-            let status = resp.status().as_u16();
-            (status, resp.json::<Value>().await.expect("json"))
-        })
-    });
+    let answer = (trigger == Trigger::Http)
+        .then(|| common::post_in_background(addr, "/api/sync/reading", None));
     wait_rows(&pool, 200).await;
     let signalled = Instant::now();
     let status = common::terminate(&mut child).await;

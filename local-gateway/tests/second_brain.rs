@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Setup, TestApp, function_entry, spawn_server, stored_runs};
+use common::{Backend, Setup, TestApp, function_entry, spawn_server};
 use hub_testkit::github::{Fault, GithubApi, NewIssue};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -166,15 +166,7 @@ async fn sigterm_during_an_http_sync_answers_503_and_records_it_interrupted() {
         .set("GITHUB_TOKEN", "ghp_gatewaytoken")
         .set("HUB_SHUTDOWN_GRACE_SECS", 2);
     let (mut child, addr) = spawn_server(&setup);
-    let answer = tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .post(format!("http://{addr}/api/sync/brain"))
-            .send()
-            .await
-            .expect("answered");
-        let status = resp.status().as_u16();
-        (status, resp.json::<Value>().await.expect("json"))
-    });
+    let answer = common::post_in_background(addr, "/api/sync/brain", None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while github.faults_left() > 0 {
         assert!(Instant::now() < deadline, "the sync never asked GitHub");
@@ -189,14 +181,8 @@ async fn sigterm_during_an_http_sync_answers_503_and_records_it_interrupted() {
         body["error"], "interrupted by shutdown; the next run goes on",
         "{body}"
     );
-    let runs: Vec<(String, String)> = stored_runs(&setup)
-        .await
-        .into_iter()
-        .filter(|r| r.function == "second-brain")
-        .map(|r| (r.trigger, r.outcome))
-        .collect();
     assert_eq!(
-        runs,
+        common::run_outcomes(&setup, "second-brain").await,
         [("http".to_owned(), "interrupted".to_owned())],
         "the one run, recorded as interrupted"
     );

@@ -120,6 +120,36 @@ pub async fn stored_runs(setup: &Setup) -> Vec<hub_runtime::store::RunRow> {
         .expect("list runs")
 }
 
+/// `(trigger, outcome)` of every run of `function` stored for `setup`, newest first.
+pub async fn run_outcomes(setup: &Setup, function: &str) -> Vec<(String, String)> {
+    stored_runs(setup)
+        .await
+        .into_iter()
+        .filter(|r| r.function == function)
+        .map(|r| (r.trigger, r.outcome))
+        .collect()
+}
+
+/// POSTs `body` (none when `None`) to `path` on the gateway at `addr` in a task of its own, for
+/// tests that signal the gateway while it works on the request; the task gives the status and
+/// the JSON answer.
+pub fn post_in_background(
+    addr: String,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> JoinHandle<(u16, serde_json::Value)> {
+    let url = format!("http://{addr}{path}");
+    tokio::spawn(async move {
+        let mut req = reqwest::Client::new().post(url);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("answered");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json"))
+    })
+}
+
 /// A gateway serving on 127.0.0.1:<free port> inside the test process, with its public
 /// listener on another free port.
 #[derive(Debug)]
