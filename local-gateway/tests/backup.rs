@@ -7,7 +7,6 @@ mod common;
 use common::{Backend, Setup, TestApp};
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// A directory to back up, and the gateway's settings pointing at it (local target).
 async fn setup() -> (Setup, tempfile::TempDir) {
@@ -268,22 +267,11 @@ async fn sigterm_during_an_http_backup_answers_503_and_records_it_interrupted() 
         "/api/backup/run",
         Some(serde_json::json!({"set": "notes"})),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while files(target.path())
-        .iter()
-        .all(|f| !f.contains(".partial-"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the backup never started writing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let status = common::terminate(&mut child).await;
-    assert!(status.success(), "{status:?}");
-
-    let (status, body) = answer.await.expect("client task");
-    assert_eq!(status, 503, "{body}");
+    common::wait_for("the backup to start writing", || {
+        files(target.path()).iter().any(|f| f.contains(".partial-"))
+    })
+    .await;
+    let body = common::sigterm_answers_503(&mut child, answer).await;
     assert_eq!(
         body["sets"][0]["error"], "interrupted by shutdown; nothing was kept of this backup",
         "{body}"

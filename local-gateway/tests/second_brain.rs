@@ -7,7 +7,7 @@ mod common;
 use common::{Backend, Setup, TestApp, function_entry, spawn_server};
 use hub_testkit::github::{Fault, GithubApi, NewIssue};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REPO: &str = "owner/journal";
 
@@ -167,16 +167,8 @@ async fn sigterm_during_an_http_sync_answers_503_and_records_it_interrupted() {
         .set("HUB_SHUTDOWN_GRACE_SECS", 2);
     let (mut child, addr) = spawn_server(&setup);
     let answer = common::post_in_background(addr, "/api/sync/brain", None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while github.faults_left() > 0 {
-        assert!(Instant::now() < deadline, "the sync never asked GitHub");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let status = common::terminate(&mut child).await;
-    assert!(status.success(), "{status:?}");
-
-    let (status, body) = answer.await.expect("client task");
-    assert_eq!(status, 503, "{body}");
+    common::wait_for("the sync to ask GitHub", || github.faults_left() == 0).await;
+    let body = common::sigterm_answers_503(&mut child, answer).await;
     assert_eq!(
         body["error"], "interrupted by shutdown; the next run goes on",
         "{body}"

@@ -150,6 +150,28 @@ pub fn post_in_background(
     })
 }
 
+/// Waits, at most 20 s, until `ready` holds; fails naming `what` it waited for.
+pub async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited 20 s for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGTERMs the gateway `child` while `answer` ([`post_in_background`]) is in flight; checks a
+/// clean exit and a 503 answer, and returns the answer's body.
+pub async fn sigterm_answers_503(
+    child: &mut std::process::Child,
+    answer: JoinHandle<(u16, serde_json::Value)>,
+) -> serde_json::Value {
+    let status = terminate(child).await;
+    assert!(status.success(), "{status:?}");
+    let (status, body) = answer.await.expect("client task");
+    assert_eq!(status, 503, "{body}");
+    body
+}
+
 /// A gateway serving on 127.0.0.1:<free port> inside the test process, with its public
 /// listener on another free port.
 #[derive(Debug)]
