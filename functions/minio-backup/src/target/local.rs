@@ -225,7 +225,7 @@ impl Local {
 impl PendingFile {
     pub async fn complete(self) -> Result<(), TargetError> {
         if let Err(e) = tokio::fs::rename(&self.partial, &self.path).await {
-            let _ = tokio::fs::remove_file(&self.partial).await;
+            // Dropped on return: the partial file goes with it.
             return Err(TargetError::new(format!(
                 "cannot move {} into place: {e}",
                 self.path.display()
@@ -238,9 +238,5 @@ impl PendingFile {
             }
         }
         Ok(())
-    }
-
-    pub async fn abort(self) {
-        let _ = tokio::fs::remove_file(&self.partial).await;
     }
 }

@@ -91,7 +91,8 @@ impl Pending {
     /// Throws the bytes away: nothing stays under the key, nor half-uploaded.
     pub async fn abort(self) {
         match self.inner {
-            PendingInner::Local(p) => p.abort().await,
+            // Its drop removes the partial file.
+            PendingInner::Local(p) => drop(p),
             PendingInner::S3(p) => p.abort().await,
         }
     }
