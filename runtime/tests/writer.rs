@@ -458,3 +458,33 @@ async fn record(runs: &Runs) -> String {
     )
     .await
 }
+
+async fn a_settlement_longer_than_a_chunk_settles_every_key(backend: Backend) {
+    let fx = fixture(backend).await;
+    let writer = Writer::start(fx.store.clone(), config(Duration::ZERO));
+    let keys: Vec<String> = (0..2 * hub_runtime::store::SETTLE_CHUNK + 1)
+        .map(|i| format!("delivery:{i}"))
+        .collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert!(
+        writer
+            .claim_keys(SCOPE, "repo", &refs)
+            .await
+            .expect("claim")
+    );
+    writer
+        .settle_keys(SCOPE, &keys, true)
+        .await
+        .expect("settle");
+    let pending = fx.store.pending_keys(SCOPE, "repo").await.expect("pending");
+    assert!(pending.is_empty(), "still pending: {pending:?}");
+    let last = keys.last().expect("keys").as_str();
+    assert!(
+        !writer
+            .claim_keys(SCOPE, "repo", &[last])
+            .await
+            .expect("claim")
+    );
+}
+
+on_both_backends!(a_settlement_longer_than_a_chunk_settles_every_key);

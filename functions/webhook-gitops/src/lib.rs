@@ -324,6 +324,13 @@ impl Function for WebhookGitops {
             {
                 tracing::warn!(error = %e, "cannot prune old webhook deliveries");
             }
+            // Off the start-up path; a delivery arriving meanwhile waits for it in the writer.
+            let writer = self.inner.writer.clone();
+            tokio::spawn(async move {
+                if let Err(e) = writer.load_keys().await {
+                    tracing::warn!(error = %e, "cannot read remembered webhook deliveries yet; the first delivery will");
+                }
+            });
             self.inner.queue.resume().await;
         }
         .boxed()

@@ -5,9 +5,12 @@
 //! Every statement costs a hand-over — a round trip to PostgreSQL, a trip to the connection's
 //! own thread and back for SQLite — that dwarfs the rows it writes, so a batch is a handful of
 //! statements whatever its size: its claims one (see [`super::claims`]), each settlement one,
-//! its run rows one (PostgreSQL: arrays; SQLite, which has none: one JSON array).
+//! its run rows one (PostgreSQL: arrays; SQLite, which has none: one JSON array). SQLite's
+//! claims go through the writer's index of the keys ([`super::ledger`]), which adds one
+//! statement: the catch-up on keys appended by other connections.
 
 use super::claims::{Claim, KeysTx, Row, claim_all};
+use super::ledger::{KeyIndex, SqliteKeys};
 use super::{RunRow, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::pool::PoolConnection;
@@ -29,6 +32,8 @@ pub(super) enum Op {
     },
     /// Writes nothing: answered once everything queued before it is committed.
     Flush,
+    /// Writes nothing; on SQLite, reads the replay keys into the writer's index.
+    LoadKeys,
 }
 
 /// The writer's connection, kept from one batch to the next: taking one from the pool for
@@ -41,7 +46,9 @@ pub(super) struct Conn {
 
 enum Held {
     Postgres(PoolConnection<Postgres>),
-    Sqlite(PoolConnection<Sqlite>),
+    /// With the index of its replay keys ([`KeyIndex`]): dropped with the connection, rebuilt
+    /// from the table by the next.
+    Sqlite(PoolConnection<Sqlite>, KeyIndex),
 }
 
 impl Conn {
@@ -53,14 +60,19 @@ impl Conn {
     /// Claims queued one after another go in one statement ([`claim_all`]); a settlement
     /// between them is written in its place, so a claim after it sees it.
     pub(super) async fn apply(&mut self, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
-        if ops.iter().all(|op| matches!(op, Op::Flush)) {
+        let nothing = |op: &&Op| match op {
+            Op::Flush => true,
+            Op::LoadKeys => matches!(self.store, Store::Postgres(_)),
+            _ => false,
+        };
+        if ops.iter().all(nothing) {
             return Ok(vec![true; ops.len()]);
         }
         let held = match &mut self.held {
             Some(held) => held,
             None => self.held.insert(match &self.store {
                 Store::Postgres(p) => Held::Postgres(p.acquire().await?),
-                Store::Sqlite(p) => Held::Sqlite(p.acquire().await?),
+                Store::Sqlite(p) => Held::Sqlite(p.acquire().await?, KeyIndex::default()),
             }),
         };
         let result = write(held, ops).await;
@@ -100,12 +112,27 @@ async fn write(held: &mut Held, ops: &[&Op]) -> Result<Vec<bool>, StoreError> {
             tx.commit().await?;
             Ok(claimed)
         }
-        Held::Sqlite(c) => {
-            let mut tx = c.begin().await?;
-            let claimed = keys(&mut tx, ops, at).await?;
-            insert_runs_sqlite(&mut tx, &runs).await?;
-            tx.commit().await?;
-            Ok(claimed)
+        Held::Sqlite(c, index) => {
+            // IMMEDIATE: the write lock first, so that no other connection appends keys between
+            // the index's catch-up and this batch's claims.
+            let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
+            let result = async {
+                let uses_keys =
+                    |op: &&Op| matches!(op, Op::Claim { .. } | Op::Settle { .. } | Op::LoadKeys);
+                if ops.iter().any(uses_keys) {
+                    index.catch_up(&mut tx).await?;
+                }
+                let claimed = keys(&mut SqliteKeys { tx: &mut tx, index }, ops, at).await?;
+                insert_runs_sqlite(&mut tx, &runs).await?;
+                tx.commit().await?;
+                Ok(claimed)
+            }
+            .await;
+            if result.is_err() {
+                // Rolled back: rebuilt from the table by the next batch.
+                *index = KeyIndex::default();
+            }
+            result
         }
     }
 }
@@ -127,7 +154,7 @@ async fn keys<T: KeysTx>(
                 let state = if *done { "done" } else { "failed" };
                 tx.settle(scope, keys, state).await?;
             }
-            Op::Run(_) | Op::Flush => {}
+            Op::Run(_) | Op::Flush | Op::LoadKeys => {}
         }
     }
     claim_group(tx, ops, &mut group, &mut claimed, at).await?;
@@ -209,50 +236,8 @@ impl KeysTx for Transaction<'_, Postgres> {
     }
 }
 
-/// Keys bound as JSON (SQLite has no arrays). `WHERE true` tells SQLite's parser that
-/// `ON CONFLICT` belongs to the insert, not to a join.
-impl KeysTx for Transaction<'_, Sqlite> {
-    async fn take(
-        &mut self,
-        rows: &[Row<'_>],
-        at: DateTime<Utc>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        const SQL: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
-            SELECT value ->> 0, value ->> 1, $2, value ->> 2, 'pending' \
-            FROM json_each($1) WHERE true \
-            ON CONFLICT (scope, key) DO UPDATE \
-            SET state = 'pending', seen_at = excluded.seen_at, subject = excluded.subject \
-            WHERE hub_seen_keys.state = 'failed' RETURNING scope, key";
-        let rows = json_arg(rows)?;
-        let took = sqlx::query_as(SQL)
-            .bind(rows)
-            .bind(at)
-            .fetch_all(&mut **self)
-            .await?;
-        Ok(took)
-    }
-
-    async fn settle(
-        &mut self,
-        scope: &str,
-        keys: &[String],
-        state: &str,
-    ) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE hub_seen_keys SET state = $3 \
-            WHERE scope = $1 AND key IN (SELECT value FROM json_each($2)) AND state = 'pending'";
-        let keys = json_arg(keys)?;
-        sqlx::query(SQL)
-            .bind(scope)
-            .bind(keys)
-            .bind(state)
-            .execute(&mut **self)
-            .await?;
-        Ok(())
-    }
-}
-
 /// A list bound as one JSON text parameter, for SQLite's `json_each`.
-fn json_arg<T: serde::Serialize + ?Sized>(list: &T) -> Result<String, sqlx::Error> {
+pub(super) fn json_arg<T: serde::Serialize + ?Sized>(list: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(list).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 

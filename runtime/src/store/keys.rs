@@ -3,7 +3,8 @@
 //! `pending` from its claim until the work ran, then `done`, or `failed` so that a retry may
 //! claim it again. Claims and settlements go through the store's writer
 //! ([`super::Writer::claim_keys`], [`super::Writer::settle_keys`]), which commits them with
-//! whatever else is being written.
+//! whatever else is being written. On SQLite the writer finds a key's row through an index it
+//! keeps in memory ([`super::ledger`]); the reads here go by state and need none.
 
 use super::{Store, StoreError};
 use crate::on_pool;

@@ -21,12 +21,13 @@ use std::time::Duration;
 mod batch;
 mod claims;
 mod keys;
+mod ledger;
 mod stats;
 pub use stats::OutcomeCount;
 mod tables;
 pub use tables::{CreateTables, Tables};
 mod writer;
-pub use writer::{Writer, WriterConfig};
+pub use writer::{SETTLE_CHUNK, Writer, WriterConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -55,6 +55,9 @@ impl Default for WriterConfig {
     }
 }
 
+/// Keys per settlement write (see [`Writer::settle_keys`]).
+pub const SETTLE_CHUNK: usize = 256;
+
 struct Job {
     op: Op,
     /// The caller awaiting the commit; `None` for a queued run row. For a claim, `true` when it
@@ -134,24 +137,40 @@ impl Writer {
 
     /// Settles pending `keys`: `done` (a replay is a duplicate from now on) or `failed` (a
     /// redelivery claims them again). Committed before it returns.
+    ///
+    /// A sync settles every delivery accepted since the last one: thousands of keys under
+    /// load, which as one write held the claims of the batch behind it (new deliveries waiting
+    /// for their 202) for tens of milliseconds. So they go [`SETTLE_CHUNK`] at a time, each
+    /// chunk awaited before the next is queued, and claims arriving meanwhile share those
+    /// batches instead of waiting for all. A crash between chunks leaves the rest pending:
+    /// synced again at the next start, as any pending delivery is.
     pub async fn settle_keys(
         &self,
         scope: &'static str,
         keys: &[String],
         done: bool,
     ) -> Result<(), StoreError> {
-        self.commit(Op::Settle {
-            scope,
-            keys: keys.to_vec(),
-            done,
-        })
-        .await
-        .map(|_| ())
+        for chunk in keys.chunks(SETTLE_CHUNK) {
+            self.commit(Op::Settle {
+                scope,
+                keys: chunk.to_vec(),
+                done,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Returns once everything queued before the call is committed (or failed and logged).
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.commit(Op::Flush).await.map(|_| ())
+    }
+
+    /// On SQLite, reads the replay keys into the writer's index now, so that the first claim
+    /// does not wait for it (a million keys took seconds); nothing on PostgreSQL. The gateway
+    /// calls it at start, in the background: writes queued meanwhile wait for it.
+    pub async fn load_keys(&self) -> Result<(), StoreError> {
+        self.commit(Op::LoadKeys).await.map(|_| ())
     }
 }
 
