@@ -28,7 +28,7 @@ use super::claims::{KeysTx, Row};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sqlx::{Sqlite, Transaction};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 /// Where each (scope, key) of `hub_seen_keys` is, by hash; owned by the writer's connection.
@@ -101,33 +101,41 @@ struct Found {
 }
 
 impl SqliteKeys<'_, '_> {
-    /// The rows of `keys` (scope, key): each looked up by the rowid the index gives, and
-    /// counted only when the row holds that key.
-    async fn find(
-        &mut self,
-        keys: &[(&str, &str)],
-    ) -> Result<HashMap<(String, String), Found>, StoreError> {
+    /// The row of each of `rows`, in order: looked up by the rowid the index gives, and
+    /// counted only when it holds that key. An entry whose row is gone, or holds another key
+    /// (a hash collision: odds of about 3 in 10^8 with a million keys), gives `None`: new, as
+    /// the table says. Keys the index does not know cost no query.
+    async fn find(&mut self, rows: &[Row<'_>]) -> Result<Vec<Option<Found>>, StoreError> {
         const BY_ROWID: &str = "SELECT rowid, scope, key, state = 'failed' FROM hub_seen_keys \
             WHERE rowid IN (SELECT value FROM json_each($1))";
-        let rowids: Vec<i64> = keys
+        let rowids: Vec<Option<i64>> = rows
             .iter()
-            .filter_map(|(s, k)| self.index.rows.get(&hash(s, k)).copied())
+            .map(|r| self.index.rows.get(&hash(r.0, r.1)).copied())
             .collect();
-        let mut found = HashMap::new();
-        if !rowids.is_empty() {
-            let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(BY_ROWID)
-                .bind(json_arg(&rowids)?)
-                .fetch_all(&mut **self.tx)
-                .await?;
-            for (rowid, scope, key, failed) in rows {
-                found.insert((scope, key), Found { rowid, failed });
-            }
+        let known: Vec<i64> = rowids.iter().flatten().copied().collect();
+        if known.is_empty() {
+            return Ok(rows.iter().map(|_| None).collect());
         }
-        // An entry whose row is gone, or holds another key (a hash collision: odds of about
-        // 3 in 10^8 with a million keys), leaves its key out: new, as the table says.
-        let wanted: HashSet<(&str, &str)> = keys.iter().copied().collect();
-        found.retain(|(s, k), _| wanted.contains(&(s.as_str(), k.as_str())));
-        Ok(found)
+        let stored: Vec<(i64, String, String, bool)> = sqlx::query_as(BY_ROWID)
+            .bind(json_arg(&known)?)
+            .fetch_all(&mut **self.tx)
+            .await?;
+        let stored: HashMap<i64, (String, String, bool)> = stored
+            .into_iter()
+            .map(|(rowid, scope, key, failed)| (rowid, (scope, key, failed)))
+            .collect();
+        Ok(rows
+            .iter()
+            .zip(rowids)
+            .map(|(r, rowid)| {
+                let rowid = rowid?;
+                let (scope, key, failed) = stored.get(&rowid)?;
+                (scope == r.0 && key == r.1).then_some(Found {
+                    rowid,
+                    failed: *failed,
+                })
+            })
+            .collect())
     }
 }
 
@@ -140,11 +148,10 @@ impl KeysTx for SqliteKeys<'_, '_> {
         const INSERT: &str = "INSERT INTO hub_seen_keys (scope, key, seen_at, subject, state) \
             SELECT value ->> 0, value ->> 1, $2, value ->> 2, 'pending' FROM json_each($1) \
             RETURNING rowid, scope, key";
-        let keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.0, r.1)).collect();
-        let found = self.find(&keys).await?;
+        let found = self.find(rows).await?;
         let (mut new, mut retake) = (Vec::new(), Vec::new());
-        for row in rows {
-            match found.get(&(row.0.to_owned(), row.1.to_owned())) {
+        for (row, found) in rows.iter().zip(found) {
+            match found {
                 None => new.push(*row),
                 Some(f) if f.failed => retake.push((f.rowid, row.2)),
                 Some(_) => {}
